@@ -1,0 +1,68 @@
+"""Command-line plumbing shared by the scripts: argument types and the one-line error.
+
+Bottom floor of the kit. Every wrong input ends as one line on stderr and exit status 2, never a traceback.
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag prints one line that says what to do instead of usage plus error."""
+
+    def error(self, message):
+        fail(f"{message} (see {self.prog} --help)")
+
+
+def fail(message, status=2):
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def int_at_least(minimum):
+    """An argparse type: a whole number >= minimum, with a message that says what was wrong."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Silence what C++ code writes to file descriptor 2 (Python exceptions still surface afterwards).
+
+    TensorFlow 2.21 prints its start-up notes ("oneDNN custom operations are on", "Could not find cuda
+    drivers") before TF_CPP_MIN_LOG_LEVEL takes effect (tensorflow/tensorflow#100442), so we hide them
+    around the import instead.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -1,0 +1,144 @@
+"""Fashion-MNIST from its four IDX `.gz` files: find them, parse them, scale the pixels.
+
+Bottom floor of the kit: knows files and pixels, nothing of GANs.
+
+The IDX format (as published with MNIST): two zero bytes, a type code (0x08 = unsigned byte), the number
+of dimensions, then each dimension as a big-endian uint32, then the raw values in C order.
+"""
+
+import gzip
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+UBYTE = 0x08
+IMAGE_SIDE = 28
+ENV_VAR = "FASHION_MNIST_DIR"
+KERAS_CACHE = Path("~/.keras/datasets/fashion-mnist")
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+HOW_TO_FIX = (
+    "install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), "
+    f"or put the four .gz files in a folder and pass --data-dir DIR or set {ENV_VAR}"
+)
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+class DataError(Exception):
+    """A problem with the data files; its message is one line that says what to do."""
+
+
+def read_idx(path):
+    """Parse one IDX `.gz` file of unsigned bytes into a numpy array, checking its header and size."""
+    path = Path(path)
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: not a readable gzip file ({e}); download it again") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number); download it again")
+    type_code, ndim = raw[2], raw[3]
+    if type_code != UBYTE:
+        raise DataError(f"{path}: IDX type 0x{type_code:02x} is not unsigned bytes (0x08)")
+    header_size = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header_size:
+        raise DataError(f"{path}: IDX header is truncated; download it again")
+    dims = struct.unpack(f">{ndim}I", raw[4:header_size])
+    expected = int(np.prod(dims))
+    got = len(raw) - header_size
+    if got != expected:
+        raise DataError(f"{path}: IDX data holds {got} bytes but its header {dims} needs {expected}; "
+                        "the file is truncated or corrupt, download it again")
+    return np.frombuffer(raw, np.uint8, offset=header_size).reshape(dims)
+
+
+def write_idx(path, array):
+    """Write a uint8 array as an IDX `.gz` file (used by tests and by anyone making a small data set)."""
+    array = np.asarray(array, np.uint8)
+    header = bytes([0, 0, UBYTE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def _has_all_files(folder):
+    return all((folder / name).is_file() for pair in FILES.values() for name in pair)
+
+
+def find_data_dir(data_dir=None, allow_download=True):
+    """The folder holding the four files, looked for in the kit's documented order.
+
+    A folder the user named (--data-dir or $FASHION_MNIST_DIR) is used as it is, so a missing file there is
+    reported rather than silently replaced by another copy; the default places count only when complete.
+    """
+    for named in (data_dir, os.environ.get(ENV_VAR)):
+        if named:
+            folder = Path(named).expanduser()
+            if not folder.is_dir():
+                raise DataError(f"data folder {folder} does not exist; {HOW_TO_FIX}")
+            return folder
+    looked = [f"--data-dir (not given)", f"${ENV_VAR} (not set)"]
+    for folder in (KERAS_CACHE.expanduser(), DEBIAN_DIR):
+        if _has_all_files(folder):
+            return folder
+        looked.append(str(folder))
+    if allow_download:
+        try:
+            _download_with_keras()
+            if _has_all_files(KERAS_CACHE.expanduser()):
+                return KERAS_CACHE.expanduser()
+        except Exception as e:  # any network or HTTP failure means the same thing to the user
+            looked.append(f"Keras download ({type(e).__name__})")
+    else:
+        looked.append("Keras download (not tried)")
+    raise DataError(f"Fashion-MNIST not found; looked in: {', '.join(looked)}; {HOW_TO_FIX}")
+
+
+def _download_with_keras():
+    # Keras's loader saves the four .gz files into its cache folder; we then parse them ourselves.
+    from keras.datasets import fashion_mnist
+    fashion_mnist.load_data()
+
+
+def load_split(split="train", data_dir=None, limit=None, allow_download=True):
+    """(images uint8 [N, 28, 28], labels uint8 [N]) of one split, the first `limit` images if given."""
+    folder = find_data_dir(data_dir, allow_download)
+    image_name, label_name = FILES[split]
+    images = read_idx(folder / image_name)
+    labels = read_idx(folder / label_name)
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DataError(f"{folder / image_name}: images are {images.shape[1:]}, expected 28x28")
+    if labels.ndim != 1:
+        raise DataError(f"{folder / label_name}: labels have {labels.ndim} dimensions, expected 1")
+    if len(images) != len(labels):
+        raise DataError(f"{folder}: {len(images)} images but {len(labels)} labels in {split} split; "
+                        "the files do not belong together")
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    return images, labels
+
+
+def scale_pixels(images, pixel_range):
+    """uint8 [N, 28, 28] -> float32 [N, 28, 28, 1] in (-1, 1) or (0, 1), the range the generator outputs."""
+    x = images.astype(np.float32)[..., None] / 255.0
+    if tuple(pixel_range) == (-1, 1):
+        return x * 2.0 - 1.0
+    if tuple(pixel_range) == (0, 1):
+        return x
+    raise ValueError(f"unknown pixel range {pixel_range}")
+
+
+def to_uint8(images, pixel_range):
+    """The inverse of scale_pixels, clipped, for pictures: float [N, H, W, 1] -> uint8 [N, H, W]."""
+    low, high = pixel_range
+    x = (np.asarray(images, np.float32)[..., 0] - low) / (high - low)
+    return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)

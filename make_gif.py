@@ -1,0 +1,56 @@
+"""Stitch a run's per-epoch sample grids into one animation.
+
+    python make_gif.py                 # out/images/epoch_*.png -> out/dcgan.gif
+    python make_gif.py --run X --fps 4
+"""
+
+import re
+from pathlib import Path
+
+import cli
+
+FRAME_NAME = re.compile(r"epoch_(\d+)\.png$")
+
+
+def frames_in_epoch_order(images_dir):
+    """The frame files sorted by their epoch number (not by name, so epoch 10000 follows 9999)."""
+    found = [(int(m.group(1)), p) for p in images_dir.glob("epoch_*.png") if (m := FRAME_NAME.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def make_gif(run, fps):
+    import imageio.v3 as iio
+
+    if not run.is_dir():
+        cli.fail(f"run folder {run} does not exist; train first with python dcgan.py --out {run}")
+    frames = frames_in_epoch_order(run / "images")
+    if not frames:
+        cli.fail(f"no frames in {run / 'images'} (epoch_NNNN.png); train first with python dcgan.py --out {run}")
+    pictures = []
+    for path in frames:
+        try:
+            pictures.append(iio.imread(path))
+        except Exception as e:  # imageio raises many types for a damaged file; all mean the same here
+            cli.fail(f"frame {path} cannot be read ({type(e).__name__}); delete it or retrain that epoch")
+    if len({p.shape for p in pictures}) > 1:
+        cli.fail(f"frames in {run / 'images'} differ in size; they come from different runs")
+    gif = run / "dcgan.gif"
+    # loop=0 repeats forever; the last frame is held a little longer so the final result can be seen.
+    durations = [1000 / fps] * (len(pictures) - 1) + [max(1000 / fps, 1500)]
+    if len(pictures) == 1:  # Pillow wants a number, not a list, for a single frame
+        durations = durations[0]
+    iio.imwrite(gif, pictures, extension=".gif", duration=durations, loop=0)
+    print(f"wrote {gif} ({len(pictures)} frames)")
+    return gif
+
+
+def main(argv=None):
+    p = cli.OneLineParser(prog="make_gif.py", description="Turn a run's epoch grids into an animated GIF.")
+    p.add_argument("--run", default="out", help="run folder written by dcgan.py (default: out)")
+    p.add_argument("--fps", type=cli.positive_float, default=2.0, help="frames per second (default: 2)")
+    args = p.parse_args(argv)
+    return make_gif(Path(args.run), args.fps)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The presets, their generator and discriminator builders, and the classic compile + freeze + stack.
+
+Middle floor of the kit. A preset is a row of settings (the `PRESETS` table) naming one generator builder
+and one discriminator builder; adding a system means adding a row, and a builder only if its layers are new.
+The training loop in dcgan.py reads only the row's fields, never the preset's name.
+"""
+
+import os
+from dataclasses import dataclass, fields
+
+import cli
+
+# Level 3 also hides a harmless "remapper failed" that TF's graph optimiser logs as an error when it
+# cannot fuse the frozen D's gradient ops; failures that matter still raise Python exceptions.
+# Set TF_CPP_MIN_LOG_LEVEL=0 yourself to see everything.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+with cli.native_stderr_silenced():
+    import keras
+    from keras import layers
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    system: str            # which write-up of ../shared/SEEDS.md it reproduces
+    generator: str         # key of GENERATORS
+    discriminator: str     # key of DISCRIMINATORS
+    latent: int = 100
+    noise: str = "normal"  # "normal" N(0, 1), or "uniform" in [-1, 1]
+    pixel_range: tuple = (-1, 1)  # (-1, 1) pairs with a tanh output, (0, 1) with a sigmoid
+    logits: bool = False   # D outputs a logit (loss from_logits) instead of a sigmoid probability
+    lr: float = 1e-3       # Adam learning rate, for D and for G through the stacked GAN
+    beta_1: float = 0.9    # Adam's first-moment decay
+    label_noise: float = 0.0  # D's labels get + label_noise * U[0, 1), the "upsample" system's habit
+    batch: int = 32
+    epochs: int = 10
+    grid: int = 5          # the fixed-noise picture is grid x grid samples
+
+    @property
+    def output_activation(self):
+        return "tanh" if tuple(self.pixel_range) == (-1, 1) else "sigmoid"
+
+
+PRESETS = {p.name: p for p in [
+    Preset("legacy", "C: compile + freeze + train_on_batch article", "legacy", "strided",
+           latent=100, lr=1e-3, batch=32, epochs=10, grid=5),
+]}
+DEFAULT_PRESET = "legacy"
+PRESET_FIELDS = [f.name for f in fields(Preset)]
+
+
+# ---- generators: noise (latent,) -> image 28x28x1 in the preset's pixel range -------------------------
+
+def build_legacy_generator(latent, activation):
+    return keras.Sequential([
+        keras.Input((latent,)),
+        layers.Dense(7 * 7 * 128),                                    # z -> 6272
+        layers.Reshape((7, 7, 128)),
+        layers.BatchNormalization(),
+        layers.Conv2DTranspose(64, 5, strides=2, padding="same", activation="selu"),  # 7x7x128 -> 14x14x64
+        layers.BatchNormalization(),
+        layers.Conv2DTranspose(1, 5, strides=2, padding="same", activation=activation,
+                               dtype="float32"),                     # 14x14x64 -> 28x28x1
+    ], name="generator")
+
+
+GENERATORS = {"legacy": build_legacy_generator}
+
+
+# ---- discriminators: image 28x28x1 -> one score (probability or logit) --------------------------------
+
+def build_strided_discriminator(logits, leak=0.2):
+    return keras.Sequential([
+        keras.Input(IMAGE_SHAPE),
+        layers.Conv2D(64, 5, strides=2, padding="same"),             # 28x28x1 -> 14x14x64
+        layers.LeakyReLU(leak),
+        layers.Dropout(0.3),
+        layers.Conv2D(128, 5, strides=2, padding="same"),            # -> 7x7x128
+        layers.LeakyReLU(leak),
+        layers.Dropout(0.3),
+        layers.Flatten(),
+        layers.Dense(1, activation=None if logits else "sigmoid", dtype="float32"),
+    ], name="discriminator")
+
+
+DISCRIMINATORS = {"strided": build_strided_discriminator}
+
+
+# ---- the classic GAN assembly ------------------------------------------------------------------------
+
+def real_fake_accuracy(logits):
+    """Two metrics for D: accuracy on the real half of a batch and on the fake half (labels > 0.5 are real)."""
+    threshold = 0.0 if logits else 0.5
+
+    def accuracy_on(is_real):
+        def metric(y_true, y_pred):
+            y_true = keras.ops.reshape(y_true, keras.ops.shape(y_pred))
+            real = keras.ops.cast(y_true > 0.5, "float32")
+            mask = real if is_real else 1.0 - real
+            correct = keras.ops.cast((y_pred > threshold) == (y_true > 0.5), "float32")
+            return keras.ops.sum(correct * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
+        metric.__name__ = "acc_real" if is_real else "acc_fake"
+        return metric
+
+    return [accuracy_on(True), accuracy_on(False)]
+
+
+def build_gan(preset, latent=None, lr=None):
+    """(generator, discriminator, gan) for a preset, compiled the classic way.
+
+    D is compiled on its own, then frozen and stacked after G in `gan`, which is compiled so that its
+    train step moves only G's weights. Keras 3 reads `trainable` when a train function is *traced*, not at
+    compile(), so the loop must still set D.trainable before each call: see dcgan.train_step.
+    """
+    latent = latent or preset.latent
+    lr = lr or preset.lr
+    loss = keras.losses.BinaryCrossentropy(from_logits=preset.logits)
+    generator = GENERATORS[preset.generator](latent, preset.output_activation)
+    discriminator = DISCRIMINATORS[preset.discriminator](preset.logits)
+    discriminator.compile(optimizer=keras.optimizers.Adam(lr, beta_1=preset.beta_1), loss=loss,
+                          metrics=real_fake_accuracy(preset.logits))
+    discriminator.trainable = False
+    gan = keras.Sequential([generator, discriminator], name="gan")
+    gan.compile(optimizer=keras.optimizers.Adam(lr, beta_1=preset.beta_1), loss=loss)
+    return generator, discriminator, gan

@@ -1,0 +1,30 @@
+"""Shared fixtures: the repo root on sys.path, and a tiny Fashion-MNIST made of IDX files the test writes."""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import data  # noqa: E402
+
+
+def write_fake_fashion_mnist(folder, n_train=96, n_test=32, seed=0):
+    """Four IDX .gz files of random blobs: enough for the loop to run, not to learn anything."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        image_name, label_name = data.FILES[split]
+        data.write_idx(folder / image_name, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        data.write_idx(folder / label_name, rng.integers(0, 10, n, dtype=np.uint8))
+    return folder
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    return write_fake_fashion_mnist(tmp_path / "fashion")

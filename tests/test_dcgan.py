@@ -1,0 +1,125 @@
+import csv
+import json
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+import data
+import dcgan
+import make_gif
+from conftest import ROOT
+
+
+def read_history(run):
+    with open(run / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def train_tiny(tiny_data, out, *extra):
+    return dcgan.main(["--epochs", "2", "--batch", "16", "--limit", "64", "--seed", "3",
+                       "--data-dir", str(tiny_data), "--out", str(out), *extra])
+
+
+def test_smoke_run_leaves_every_output_and_the_gif_has_one_frame_per_epoch(tiny_data, tmp_path):
+    import keras
+
+    run = tmp_path / "run"
+    train_tiny(tiny_data, run)
+    for name in ("config.json", "history.csv", "generator.keras", "losses.png",
+                 "images/epoch_0001.png", "images/epoch_0002.png"):
+        assert (run / name).is_file(), name
+    history = read_history(run)
+    assert [row["epoch"] for row in history] == ["1", "2"]
+    assert set(history[0]) == set(dcgan.HISTORY_FIELDS)
+    config = json.loads((run / "config.json").read_text())
+    assert config["epochs"] == 2 and config["batch"] == 16 and config["seed"] == 3 and config["limit"] == 64
+    assert config["steps_per_epoch"] == 4
+
+    generator = keras.models.load_model(run / "generator.keras")
+    samples = np.asarray(generator(np.random.normal(size=(5, config["latent"])).astype("float32")))
+    assert samples.shape == (5, 28, 28, 1)
+    assert samples.min() >= -1 and samples.max() <= 1
+
+    grid = iio.imread(run / "images" / "epoch_0001.png")
+    assert grid.ndim == 2 and grid.shape[0] == grid.shape[1] > 5 * 28
+
+    gif = make_gif.main(["--run", str(run)])
+    assert iio.imread(gif, index=None).shape[0] == 2
+
+
+def test_same_seed_gives_the_same_history(tiny_data, tmp_path):
+    train_tiny(tiny_data, tmp_path / "a")
+    train_tiny(tiny_data, tmp_path / "b")
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert strip(read_history(tmp_path / "a")) == strip(read_history(tmp_path / "b"))
+
+
+def test_a_folder_with_a_run_is_not_overwritten_silently(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    with pytest.raises(SystemExit) as e:
+        train_tiny(tiny_data, run)
+    assert e.value.code == 2
+    assert (run / "config.json").read_text() == "{}"
+
+
+def test_make_gif_from_a_single_frame(tmp_path):
+    import viz
+
+    (tmp_path / "images").mkdir()
+    viz.save_grid(np.zeros((4, 28, 28), np.uint8), tmp_path / "images" / "epoch_0001.png", 2, 2)
+    gif = make_gif.main(["--run", str(tmp_path), "--fps", "5"])
+    assert iio.imread(gif, index=None).shape[0] == 1
+
+
+def test_make_gif_without_frames_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    with pytest.raises(SystemExit) as e:
+        make_gif.main(["--run", str(tmp_path)])
+    assert e.value.code == 2
+    assert "no frames" in capsys.readouterr().err
+
+
+def test_frames_are_ordered_by_epoch_number(tmp_path):
+    for epoch in (10, 2, 1000, 9):
+        (tmp_path / f"epoch_{epoch:04d}.png").touch()
+    assert [p.name for p in make_gif.frames_in_epoch_order(tmp_path)] == [
+        "epoch_0002.png", "epoch_0009.png", "epoch_0010.png", "epoch_1000.png"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+    (["--batch", "many"], "argument --batch: expected a whole number, got 'many'"),
+    (["--lr", "-1"], "argument --lr: must be a finite number above 0"),
+    (["--data-dir", "/nonexistent/fashion"], "data folder /nonexistent/fashion does not exist"),
+])
+def test_bad_input_is_one_line_and_exit_2(flags, message, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "dcgan.py"), *flags, "--out", str(tmp_path / "o")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_batch_larger_than_data_is_refused(tiny_data, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        dcgan.main(["--batch", "500", "--data-dir", str(tiny_data), "--out", str(tmp_path / "o")])
+    assert "larger than the 96 training images" in capsys.readouterr().err
+
+
+def test_real_fashion_mnist_when_installed(tmp_path):
+    try:
+        folder = data.find_data_dir(allow_download=False)
+    except data.DataError as e:
+        pytest.skip(f"real Fashion-MNIST not installed here: {e}")
+    images, labels = data.load_split("train", folder)
+    assert images.shape == (60000, 28, 28) and set(np.unique(labels)) == set(range(10))
+    run = tmp_path / "real"
+    dcgan.main(["--epochs", "1", "--limit", "320", "--seed", "0", "--data-dir", str(folder), "--out", str(run)])
+    history = read_history(run)
+    assert len(history) == 1 and np.isfinite(float(history[0]["d_loss"]))
+    assert (run / "generator.keras").is_file()

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+import dcgan
+import models
+
+
+def weights_of(model):
+    # Kernels and biases only: Dropout's RNG state is a variable too, and it advances on every call.
+    values = [w.numpy().copy() for w in model.weights if w.name in ("kernel", "bias", "gamma", "beta")]
+    assert values, f"{model.name} has no kernels to compare"
+    return values
+
+
+def changed(before, model):
+    return any(not np.array_equal(a, b) for a, b in zip(before, weights_of(model)))
+
+
+def test_legacy_parameter_counts_match_the_article():
+    generator, discriminator, _ = models.build_gan(models.PRESETS["legacy"])
+    assert generator.count_params() == 840_705
+    assert discriminator.count_params() == 212_865
+    assert generator.output_shape == (None, 28, 28, 1)
+
+
+def test_discriminator_learns_on_its_step_and_is_untouched_on_the_gan_step():
+    generator, discriminator, gan = models.build_gan(models.PRESETS["legacy"])
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (16, 28, 28, 1)).astype("float32")
+    labels = np.array([0] * 8 + [1] * 8, "float32")[:, None]
+    noise = rng.normal(size=(8, 100)).astype("float32")
+    for _ in range(2):  # the second round runs the cached, already traced train functions
+        d_before, g_before = weights_of(discriminator), weights_of(generator)
+        loss, acc_real, acc_fake = dcgan.train_discriminator(discriminator, images, labels)
+        assert changed(d_before, discriminator), "D did not learn on its own step"
+        assert not changed(g_before, generator), "G moved on D's step"
+        assert 0 <= acc_real <= 1 and 0 <= acc_fake <= 1
+
+        d_before, g_before = weights_of(discriminator), weights_of(generator)
+        dcgan.train_generator(gan, discriminator, noise, np.ones((8, 1), "float32"))
+        assert not changed(d_before, discriminator), "D moved on the GAN step"
+        assert changed(g_before, generator), "G did not learn on the GAN step"
+
+
+def test_the_keras3_trap_is_real_without_the_unfreeze():
+    # Guards the reason for train_discriminator: a D.train_on_batch traced while D is frozen learns nothing.
+    _, discriminator, _ = models.build_gan(models.PRESETS["legacy"])
+    assert discriminator.trainable is False
+    before = weights_of(discriminator)
+    with pytest.warns(UserWarning, match="does not have any trainable weights"):
+        discriminator.train_on_batch(np.zeros((4, 28, 28, 1), "float32"), np.ones((4, 1), "float32"))
+    assert not changed(before, discriminator)
+
+
+def test_accuracy_metrics_split_real_and_fake():
+    acc_real, acc_fake = models.real_fake_accuracy(logits=False)
+    y_true = np.array([[0.0], [0.0], [1.0], [1.0]], "float32")
+    y_pred = np.array([[0.1], [0.9], [0.8], [0.7]], "float32")  # fakes: 1 of 2 right; reals: 2 of 2 right
+    assert float(acc_real(y_true, y_pred)) == 1.0
+    assert float(acc_fake(y_true, y_pred)) == 0.5
+    acc_real, acc_fake = models.real_fake_accuracy(logits=True)
+    assert float(acc_fake(y_true, np.array([[-2.0], [-1.0], [3.0], [-0.5]], "float32"))) == 1.0
