@@ -18,12 +18,14 @@ import json
 import os
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 import cli
 import data
+import models
 
 HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds"]
 RUN_FILES = ["config.json", "history.csv", "generator.keras", "losses.png", "dcgan.gif"]
@@ -35,11 +37,15 @@ def parse_args(argv=None):
         prog="dcgan.py",
         description="Train a DCGAN on Fashion-MNIST with the classic compile + freeze + train_on_batch loop.",
         epilog="Example: python dcgan.py --epochs 10 --batch 32, then python make_gif.py.")
-    p.add_argument("--epochs", type=cli.positive_int, help="passes over the data (preset default: 10)")
+    p.add_argument("--preset", default=models.DEFAULT_PRESET, choices=list(models.PRESETS), metavar="NAME",
+                   help=f"which seed system to train: {', '.join(models.PRESETS)} (default: "
+                        f"{models.DEFAULT_PRESET}); the flags below override its settings")
+    p.add_argument("--list-presets", action="store_true", help="print the presets and their settings, then exit")
+    p.add_argument("--epochs", type=cli.positive_int, help="passes over the data (legacy: 10)")
     p.add_argument("--batch", type=cli.positive_int,
-                   help="real images per step; D sees as many fakes beside them (preset default: 32)")
-    p.add_argument("--lr", type=cli.positive_float, help="Adam learning rate for D and G (preset default: 1e-3)")
-    p.add_argument("--latent", type=cli.positive_int, help="size of the noise vector z (preset default: 100)")
+                   help="real images per step; D sees as many fakes beside them (legacy: 32)")
+    p.add_argument("--lr", type=cli.positive_float, help="Adam learning rate for D and G (legacy: 1e-3)")
+    p.add_argument("--latent", type=cli.positive_int, help="size of the noise vector z (legacy: 100)")
     p.add_argument("--seed", type=cli.non_negative_int,
                    help="random seed; the same seed on CPU gives the same history (default: a new one, "
                         "recorded in config.json)")
@@ -88,25 +94,15 @@ def append_history(path, row):
 
 def resolve_config(args, preset):
     """The run's settings: the preset's, overridden by any flag given. Recorded whole in config.json."""
-    return {
-        "preset": preset.name,
-        "system": preset.system,
-        "epochs": args.epochs or preset.epochs,
-        "batch": args.batch or preset.batch,
-        "lr": args.lr or preset.lr,
-        "latent": args.latent or preset.latent,
-        "seed": args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31),
-        "limit": args.limit,
-        "noise": preset.noise,
-        "pixel_range": list(preset.pixel_range),
-        "output_activation": preset.output_activation,
-        "logits": preset.logits,
-        "beta_1": preset.beta_1,
-        "label_noise": preset.label_noise,
-        "grid": preset.grid,
-        "generator": preset.generator,
-        "discriminator": preset.discriminator,
-    }
+    config = {"preset": preset.name, **{k: v for k, v in asdict(preset).items() if k != "name"}}
+    config["pixel_range"] = list(preset.pixel_range)
+    config["output_activation"] = preset.output_activation
+    for flag in ("epochs", "batch", "lr", "latent"):
+        if getattr(args, flag) is not None:
+            config[flag] = getattr(args, flag)
+    config["seed"] = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+    config["limit"] = args.limit
+    return config
 
 
 def train_discriminator(discriminator, images, labels):
@@ -139,10 +135,7 @@ def make_sampler(config, tf):
 
 
 def train(args):
-    # Everything that can be wrong with the input is checked before TensorFlow is imported (seconds).
-    import models
-
-    preset = models.PRESETS[models.DEFAULT_PRESET]
+    preset = models.PRESETS[args.preset]
     config = resolve_config(args, preset)
     data_dir = data.find_data_dir(args.data_dir)
     images, _ = data.load_split("train", data_dir, config["limit"])
@@ -214,8 +207,30 @@ def train(args):
     return history
 
 
+def print_presets():
+    """One row per preset: what it builds, how it samples and scales, how it learns."""
+    header = ["preset", "G params", "D params", "latent", "pixels", "G output", "loss", "Adam",
+              "batch", "epochs", "grid", "system (../shared/SEEDS.md)"]
+    rows = []
+    for preset in models.PRESETS.values():
+        generator, discriminator, _ = models.build_gan(preset)
+        rows.append([preset.name, f"{generator.count_params():,}", f"{discriminator.count_params():,}",
+                     f"{preset.latent} {preset.noise}", "[{}, {}]".format(*preset.pixel_range),
+                     preset.output_activation,
+                     ("BCE from logits" if preset.logits else "BCE on sigmoid")
+                     + (f", label noise {preset.label_noise}" if preset.label_noise else ""),
+                     f"lr {preset.lr:g}, beta_1 {preset.beta_1:g}", str(preset.batch), str(preset.epochs),
+                     f"{preset.grid}x{preset.grid}", preset.system])
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    for row in [header] + rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return rows
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.list_presets:
+        return print_presets()
     try:
         return train(args)
     except data.DataError as e:

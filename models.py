@@ -6,7 +6,7 @@ The training loop in dcgan.py reads only the row's fields, never the preset's na
 """
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import cli
 
@@ -27,6 +27,8 @@ class Preset:
     system: str            # which write-up of ../shared/SEEDS.md it reproduces
     generator: str         # key of GENERATORS
     discriminator: str     # key of DISCRIMINATORS
+    generator_options: dict = field(default_factory=dict)      # extra arguments of the generator builder
+    discriminator_options: dict = field(default_factory=dict)  # ... and of the discriminator builder
     latent: int = 100
     noise: str = "normal"  # "normal" N(0, 1), or "uniform" in [-1, 1]
     pixel_range: tuple = (-1, 1)  # (-1, 1) pairs with a tanh output, (0, 1) with a sigmoid
@@ -44,8 +46,19 @@ class Preset:
 
 
 PRESETS = {p.name: p for p in [
+    Preset("tutorial", "A: TensorFlow DCGAN tutorial", "deconv", "strided",
+           generator_options=dict(seed_channels=256), discriminator_options=dict(leak=0.3),
+           latent=100, logits=True, lr=1e-4, batch=256, epochs=50, grid=4),
+    Preset("upsample", "B: UpSampling + Conv generator, sigmoid output", "upsample", "conv4",
+           latent=128, pixel_range=(0, 1), lr=1e-4, label_noise=0.05, batch=128, epochs=20, grid=4),
     Preset("legacy", "C: compile + freeze + train_on_batch article", "legacy", "strided",
            latent=100, lr=1e-3, batch=32, epochs=10, grid=5),
+    Preset("uniform", "D: uniform noise, lr 2e-4", "deconv", "strided",
+           generator_options=dict(seed_channels=256), latent=100, noise="uniform",
+           lr=2e-4, beta_1=0.5, batch=128, epochs=50, grid=5),
+    Preset("wide", "E: 512-channel seed map, long training", "deconv", "strided",
+           generator_options=dict(seed_channels=512), discriminator_options=dict(leak=0.3),
+           latent=100, logits=True, lr=1e-4, batch=128, epochs=300, grid=4),
 ]}
 DEFAULT_PRESET = "legacy"
 PRESET_FIELDS = [f.name for f in fields(Preset)]
@@ -66,7 +79,48 @@ def build_legacy_generator(latent, activation):
     ], name="generator")
 
 
-GENERATORS = {"legacy": build_legacy_generator}
+def build_deconv_generator(latent, activation, seed_channels=256):
+    """Systems A, D and E: a bias-free Dense seed map, normalised, then Conv2DTranspose up to 28x28."""
+    return keras.Sequential([
+        keras.Input((latent,)),
+        layers.Dense(7 * 7 * seed_channels, use_bias=False),      # z -> 7*7*seed_channels
+        layers.BatchNormalization(),                               # on the flat map, as the systems do
+        layers.LeakyReLU(),
+        layers.Reshape((7, 7, seed_channels)),
+        layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False),   # -> 7x7x128
+        layers.BatchNormalization(),
+        layers.LeakyReLU(),
+        layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False),    # -> 14x14x64
+        layers.BatchNormalization(),
+        layers.LeakyReLU(),
+        layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False,
+                               activation=activation, dtype="float32"),           # -> 28x28x1
+    ], name="generator")
+
+
+def build_upsample_generator(latent, activation):
+    """System B: nearest-neighbour UpSampling2D + Conv2D instead of transposed convolutions."""
+    return keras.Sequential([
+        keras.Input((latent,)),
+        layers.Dense(7 * 7 * 128),                                  # z -> 6272
+        layers.LeakyReLU(0.2),
+        layers.Reshape((7, 7, 128)),
+        layers.UpSampling2D(),                                      # -> 14x14x128
+        layers.Conv2D(128, 5, padding="same"),
+        layers.LeakyReLU(0.2),
+        layers.UpSampling2D(),                                      # -> 28x28x128
+        layers.Conv2D(128, 5, padding="same"),
+        layers.LeakyReLU(0.2),
+        layers.Conv2D(128, 4, padding="same"),
+        layers.LeakyReLU(0.2),
+        layers.Conv2D(128, 4, padding="same"),
+        layers.LeakyReLU(0.2),
+        layers.Conv2D(1, 4, padding="same", activation=activation, dtype="float32"),  # -> 28x28x1
+    ], name="generator")
+
+
+GENERATORS = {"legacy": build_legacy_generator, "deconv": build_deconv_generator,
+              "upsample": build_upsample_generator}
 
 
 # ---- discriminators: image 28x28x1 -> one score (probability or logit) --------------------------------
@@ -85,7 +139,24 @@ def build_strided_discriminator(logits, leak=0.2):
     ], name="discriminator")
 
 
-DISCRIMINATORS = {"strided": build_strided_discriminator}
+def build_conv4_discriminator(logits):
+    """System B: four convolutions with dropout, one of them strided (its 1,113,345 parameters say so)."""
+    def conv_block(filters, **kwargs):
+        return [layers.Conv2D(filters, 5, **kwargs), layers.LeakyReLU(0.2), layers.Dropout(0.4)]
+
+    return keras.Sequential([
+        keras.Input(IMAGE_SHAPE),
+        *conv_block(32, padding="valid"),                           # 28x28x1 -> 24x24x32
+        *conv_block(64, strides=2, padding="same"),                 # -> 12x12x64
+        *conv_block(128, padding="same"),                           # -> 12x12x128
+        *conv_block(256, padding="same"),                           # -> 12x12x256
+        layers.Flatten(),
+        layers.Dropout(0.4),
+        layers.Dense(1, activation=None if logits else "sigmoid", dtype="float32"),
+    ], name="discriminator")
+
+
+DISCRIMINATORS = {"strided": build_strided_discriminator, "conv4": build_conv4_discriminator}
 
 
 # ---- the classic GAN assembly ------------------------------------------------------------------------
@@ -117,8 +188,8 @@ def build_gan(preset, latent=None, lr=None):
     latent = latent or preset.latent
     lr = lr or preset.lr
     loss = keras.losses.BinaryCrossentropy(from_logits=preset.logits)
-    generator = GENERATORS[preset.generator](latent, preset.output_activation)
-    discriminator = DISCRIMINATORS[preset.discriminator](preset.logits)
+    generator = GENERATORS[preset.generator](latent, preset.output_activation, **preset.generator_options)
+    discriminator = DISCRIMINATORS[preset.discriminator](preset.logits, **preset.discriminator_options)
     discriminator.compile(optimizer=keras.optimizers.Adam(lr, beta_1=preset.beta_1), loss=loss,
                           metrics=real_fake_accuracy(preset.logits))
     discriminator.trainable = False

@@ -1,0 +1,83 @@
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import dcgan
+import models
+from conftest import ROOT
+
+# Parameter counts that ../shared/SEEDS.md states, per preset: (generator, discriminator).
+SEED_COUNTS = {"upsample": (2_155_137, 1_113_345), "legacy": (840_705, 212_865),
+               "wide": (4_454_720, 212_865), "tutorial": (None, 212_865)}
+
+
+@pytest.mark.parametrize("name", list(models.PRESETS))
+def test_each_preset_builds_with_the_seed_parameter_counts(name):
+    preset = models.PRESETS[name]
+    generator, discriminator, gan = models.build_gan(preset)
+    assert generator.input_shape == (None, preset.latent)
+    assert generator.output_shape == (None, 28, 28, 1)
+    assert discriminator.output_shape == (None, 1)
+    g_count, d_count = SEED_COUNTS.get(name, (None, None))
+    if g_count:
+        assert generator.count_params() == g_count
+    if d_count:
+        assert discriminator.count_params() == d_count
+    if name == "wide":  # SEEDS.md: 50,560 of them not trainable (BatchNorm's moving statistics)
+        assert sum(int(np.prod(w.shape)) for w in generator.non_trainable_weights) == 50_560
+
+
+@pytest.mark.parametrize("name", list(models.PRESETS))
+def test_tiny_run_of_each_preset_writes_outputs_in_its_pixel_range(name, tiny_data, tmp_path):
+    preset = models.PRESETS[name]
+    run = tmp_path / name
+    dcgan.main(["--preset", name, "--epochs", "1", "--batch", "8", "--limit", "16", "--seed", "0",
+                "--data-dir", str(tiny_data), "--out", str(run)])
+    for output in ("config.json", "history.csv", "generator.keras", "losses.png", "images/epoch_0001.png"):
+        assert (run / output).is_file(), output
+    config = json.loads((run / "config.json").read_text())
+    assert config["preset"] == name and config["grid"] == preset.grid and config["noise"] == preset.noise
+    generator = keras.models.load_model(run / "generator.keras")
+    noise = np.random.default_rng(0).normal(0, 3, (64, preset.latent)).astype("float32")  # wide z, far tails
+    samples = np.asarray(generator(noise))
+    low, high = preset.pixel_range
+    assert samples.min() >= low and samples.max() <= high
+    assert samples.std() > 0  # not a constant image
+
+
+def test_a_flag_overrides_the_preset_and_lands_in_config(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    dcgan.main(["--preset", "tutorial", "--lr", "0.0005", "--batch", "8", "--epochs", "1", "--limit", "16",
+                "--data-dir", str(tiny_data), "--out", str(run)])
+    config = json.loads((run / "config.json").read_text())
+    assert config["lr"] == 0.0005 and config["batch"] == 8 and config["epochs"] == 1
+    assert config["latent"] == 100 and config["logits"] is True  # the rest stays the preset's
+
+
+def test_uniform_preset_draws_noise_in_minus_one_one():
+    import tensorflow as tf
+
+    noise = dcgan.make_sampler({"seed": 0, "latent": 100, "noise": "uniform"}, tf)(500).numpy()
+    assert noise.min() >= -1 and noise.max() <= 1 and noise.min() < -0.9 and noise.max() > 0.9
+    normal = dcgan.make_sampler({"seed": 0, "latent": 100, "noise": "normal"}, tf)(500).numpy()
+    assert normal.max() > 2.5  # a normal draw of 50,000 numbers goes past the uniform's edge
+
+
+def test_unknown_preset_is_one_line_listing_the_valid_names(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "dcgan.py"), "--preset", "nope"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    for name in models.PRESETS:
+        assert name in result.stderr
+
+
+def test_list_presets_prints_one_row_per_preset(capsys):
+    dcgan.main(["--list-presets"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 + len(models.PRESETS)
+    assert "2,155,137" in next(line for line in lines if line.startswith("upsample"))
+    assert "uniform" in next(line for line in lines if line.startswith("uniform"))
