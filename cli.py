@@ -49,13 +49,16 @@ def positive_float(text):
 
 
 @contextlib.contextmanager
-def native_stderr_silenced():
-    """Silence what C++ code writes to file descriptor 2 (Python exceptions still surface afterwards).
+def quiet_tensorflow():
+    """Wrap the first import of TensorFlow or Keras: keep its C++ start-up notes off the terminal.
 
-    TensorFlow 2.21 prints its start-up notes ("oneDNN custom operations are on", "Could not find cuda
-    drivers") before TF_CPP_MIN_LOG_LEVEL takes effect (tensorflow/tensorflow#100442), so we hide them
-    around the import instead.
+    TensorFlow 2.21 prints notes such as "oneDNN custom operations are on" and "Could not find cuda drivers"
+    before TF_CPP_MIN_LOG_LEVEL takes effect (tensorflow/tensorflow#100442), so what C++ writes to file
+    descriptor 2 is dropped during the import; Python exceptions still surface afterwards. Level 3 also
+    hides a harmless "remapper failed" that TF's graph optimiser logs as an error when it cannot fuse the
+    frozen D's gradient ops. Set TF_CPP_MIN_LOG_LEVEL=0 yourself to see everything.
     """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)

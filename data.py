@@ -86,7 +86,7 @@ def find_data_dir(data_dir=None, allow_download=True):
             if not folder.is_dir():
                 raise DataError(f"data folder {folder} does not exist; {HOW_TO_FIX}")
             return folder
-    looked = [f"--data-dir (not given)", f"${ENV_VAR} (not set)"]
+    looked = ["--data-dir (not given)", f"${ENV_VAR} (not set)"]
     for folder in (KERAS_CACHE.expanduser(), DEBIAN_DIR):
         if _has_all_files(folder):
             return folder

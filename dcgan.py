@@ -1,35 +1,35 @@
 """Train a DCGAN on Fashion-MNIST the classic Keras way, and watch it learn.
 
     python dcgan.py --epochs 10 --batch 32      # then: python make_gif.py
+    python dcgan.py --resume                    # after Ctrl-C, a crash or kill -9: go on where it stopped
 
 The pattern (the design card's): compile the discriminator D; freeze it inside a stacked
 Sequential([G, D]) called `gan`; then, for every batch, one D.train_on_batch on real + fake images and one
 gan.train_on_batch on fresh noise labelled "real". Every epoch saves a grid of samples from one fixed noise
-batch, so the frames of a run can be compared and stitched into an animation.
+batch, so the frames of a run can be compared and stitched into an animation, and a checkpoint.
 
-Everything lands in one run folder (--out, default `out`):
-    config.json       every setting of the run
-    history.csv       one row per epoch: losses, D's accuracy on real and on fake, seconds
-    images/epoch_NNNN.png, losses.png, generator.keras
+Everything lands in one run folder (--out, default `out`): see runs.py for the list.
 """
 
-import csv
-import json
 import os
-import shutil
+import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+import checkpoints
 import cli
 import data
 import models
+import runs
 
-HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds"]
-RUN_FILES = ["config.json", "history.csv", "generator.keras", "losses.png", "dcgan.gif"]
-FRAME_PATTERN = "epoch_{:04d}.png"
+EXIT_INTERRUPTED = 130  # the shell's convention for a program stopped by Ctrl-C
+EXIT_DIVERGED = 3
+# Settings a resumed run must share with the run it continues; the others (--epochs, --data-dir, --ckpt-every)
+# may change between the two.
+FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "seed", "limit")
 
 
 def parse_args(argv=None):
@@ -37,7 +37,7 @@ def parse_args(argv=None):
         prog="dcgan.py",
         description="Train a DCGAN on Fashion-MNIST with the classic compile + freeze + train_on_batch loop.",
         epilog="Example: python dcgan.py --epochs 10 --batch 32, then python make_gif.py.")
-    p.add_argument("--preset", default=models.DEFAULT_PRESET, choices=list(models.PRESETS), metavar="NAME",
+    p.add_argument("--preset", choices=list(models.PRESETS), metavar="NAME",
                    help=f"which seed system to train: {', '.join(models.PRESETS)} (default: "
                         f"{models.DEFAULT_PRESET}); the flags below override its settings")
     p.add_argument("--list-presets", action="store_true", help="print the presets and their settings, then exit")
@@ -55,45 +55,22 @@ def parse_args(argv=None):
     p.add_argument("--out", default="out", help="run folder for every output (default: out)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (only the kit's own files are removed)")
-    return p.parse_args(argv)
-
-
-# ---- the run folder -----------------------------------------------------------------------------------
-
-def prepare_run_folder(out, overwrite):
-    """Create (or, with --overwrite, clear) the run folder; refuse anything that would lose a user's files."""
-    if out.exists() and not out.is_dir():
-        cli.fail(f"--out {out} is a file; give a folder name")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / "config.json").is_file():
-            cli.fail(f"--out {out} holds files that are not a DCGAN run; choose a new or empty folder")
-        if not overwrite:
-            cli.fail(f"--out {out} already holds a run; pass --overwrite to replace it, or choose another --out")
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "images", ignore_errors=True)
-    try:
-        (out / "images").mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        cli.fail(f"cannot write to --out {out} ({e.strerror}); choose a folder you can write to")
-
-
-def append_history(path, row):
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint, with its settings; --epochs may "
+                        "raise the total")
+    p.add_argument("--ckpt-every", type=cli.positive_int, default=1, metavar="N",
+                   help="write a checkpoint (and generator.keras) every N epochs and at the end (default: 1)")
+    args = p.parse_args(argv)
+    if args.resume and args.overwrite:
+        p.error("--resume and --overwrite contradict each other; choose one")
+    return args
 
 
 # ---- training -----------------------------------------------------------------------------------------
 
-def resolve_config(args, preset):
+def resolve_config(args):
     """The run's settings: the preset's, overridden by any flag given. Recorded whole in config.json."""
+    preset = models.PRESETS[args.preset or models.DEFAULT_PRESET]
     config = {"preset": preset.name, **{k: v for k, v in asdict(preset).items() if k != "name"}}
     config["pixel_range"] = list(preset.pixel_range)
     config["output_activation"] = preset.output_activation
@@ -102,6 +79,19 @@ def resolve_config(args, preset):
             config[flag] = getattr(args, flag)
     config["seed"] = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     config["limit"] = args.limit
+    return config
+
+
+def config_for_resume(args, out):
+    """The settings of the run in `out`; a flag that contradicts them is an error, --epochs may raise them."""
+    config = runs.read_config(out)
+    for flag in FIXED_ON_RESUME:
+        given = getattr(args, flag)
+        if given is not None and given != config.get(flag):
+            raise runs.RunError(f"--{flag} {given} contradicts the run in {out} ({flag} = {config.get(flag)}); "
+                                "drop the flag to resume, or start a new run in another --out")
+    if args.epochs is not None:
+        config["epochs"] = args.epochs
     return config
 
 
@@ -125,25 +115,46 @@ def train_generator(gan, discriminator, noise, real_labels):
     return gan.train_on_batch(noise, real_labels)
 
 
-def make_sampler(config, tf):
-    """noise(n) -> a [n, latent] batch of z on the device, from the seeded generator the preset asks for."""
-    rng = tf.random.Generator.from_seed(config["seed"])
+def make_sampler(config, rng):
+    """noise(n) -> a [n, latent] batch of z on the device, drawn from `rng` as the preset asks."""
     latent = config["latent"]
     if config["noise"] == "uniform":
         return lambda n: rng.uniform((n, latent), -1.0, 1.0)
     return lambda n: rng.normal((n, latent))
 
 
+class StopOnInterrupt:
+    """While active, Ctrl-C (SIGINT) only raises a flag; the loop finishes its step, saves, and exits."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def _request(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+
+
 def train(args):
-    preset = models.PRESETS[args.preset]
-    config = resolve_config(args, preset)
+    out = Path(args.out)
+    config = config_for_resume(args, out) if args.resume else resolve_config(args)
+    preset = models.PRESETS[config["preset"]]
+    if args.resume and not (last := checkpoints.latest(out)):
+        raise runs.RunError(f"--out {out} has no checkpoint to resume from; start it again with --overwrite")
     data_dir = data.find_data_dir(args.data_dir)
     images, _ = data.load_split("train", data_dir, config["limit"])
     batch = config["batch"]
     if batch > len(images):
         cli.fail(f"--batch {batch} is larger than the {len(images)} training images; lower --batch or raise --limit")
-    out = Path(args.out)
-    prepare_run_folder(out, args.overwrite)
+    if args.resume:
+        runs.check_writable(out)
+    else:
+        runs.prepare_new(out, args.overwrite)
     steps = len(images) // batch  # drop the remainder: one batch shape, one traced train function
 
     import keras
@@ -154,14 +165,16 @@ def train(args):
 
     config.update(images=len(images), steps_per_epoch=steps, data_dir=str(data_dir),
                   keras=keras.__version__, tensorflow=tf.__version__)
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    runs.write_config(out, config)
 
     keras.utils.set_random_seed(config["seed"])
     generator, discriminator, gan = models.build_gan(preset, config["latent"], config["lr"])
     real_images = tf.constant(data.scale_pixels(images, preset.pixel_range))
-    noise = make_sampler(config, tf)
-    fixed_noise = noise(config["grid"] ** 2)  # the same z every epoch, so the frames show G changing
+    noise_rng = tf.random.Generator.from_seed(config["seed"])
+    noise = make_sampler(config, noise_rng)
+    fixed_noise = tf.Variable(noise(config["grid"] ** 2))  # the same z every epoch, so frames show G change
     shuffle = np.random.default_rng(config["seed"])
+    checkpoint = checkpoints.make_checkpoint(generator, discriminator, gan, noise_rng, fixed_noise)
 
     real_labels = tf.ones((batch, 1))
     d_labels = tf.concat([tf.zeros((batch, 1)), real_labels], axis=0)  # fakes first, then reals
@@ -171,38 +184,72 @@ def train(args):
         fake = generator(noise(batch), training=False)
         labels = d_labels
         if config["label_noise"]:
-            labels += config["label_noise"] * tf.random.uniform(tf.shape(labels))
+            labels += config["label_noise"] * noise_rng.uniform(tf.shape(labels))
         return tf.concat([fake, real], axis=0), labels
+
+    # Where the loop starts: a checkpoint holds the epoch in progress, the steps done in it, the shuffling
+    # state at that epoch's start (to draw the same order again) and the partial sums of its figures.
+    epoch, first_step, sums, seconds_before, history = 1, 0, np.zeros(4), 0.0, []
+    if args.resume:
+        state = checkpoints.restore(last, checkpoint)
+        shuffle.bit_generator.state = state["shuffle_state"]
+        epoch, first_step, history = state["epoch"], state["step"], state["history"]
+        sums, seconds_before = np.array(state["sums"]), state["seconds"]
+        runs.rewrite_history(out, history)  # rows written after that checkpoint are trained again
+        if first_step == steps:  # it was taken at the end of an epoch: start the next one
+            shuffle.permutation(len(images))
+            epoch, first_step, sums, seconds_before = epoch + 1, 0, np.zeros(4), 0.0
+        print(f"resuming {out} at epoch {epoch}, step {first_step} (checkpoint {last.name})")
+
+    def save_checkpoint(epoch, step, shuffle_state, sums, seconds):
+        state = dict(epoch=epoch, step=step, shuffle_state=shuffle_state, sums=list(map(float, sums)),
+                     seconds=seconds, history=history)
+        runs.replace_atomically(out / "generator.keras", generator.save)
+        return checkpoints.write(out, checkpoint, state)
 
     gpus = tf.config.list_physical_devices("GPU")
     print(f"training preset {preset.name} on {len(images)} images, {steps} steps of {batch} per epoch, on "
           + (f"GPU ({gpus[0].name})" if gpus else f"CPU ({os.cpu_count()} cores)"))
-    history = []
-    for epoch in range(1, config["epochs"] + 1):
-        started = time.perf_counter()
-        order = tf.constant(shuffle.permutation(len(images))[:steps * batch].reshape(steps, batch))
-        sums = np.zeros(4)
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{config['epochs']}", unit="step", leave=True)
-        for step in bar:
-            x, y = discriminator_batch(tf.gather(real_images, order[step]))
-            d_loss, acc_real, acc_fake = train_discriminator(discriminator, x, y)
-            g_loss = train_generator(gan, discriminator, noise(batch), real_labels)
-            sums += (d_loss, g_loss, acc_real, acc_fake)
-            if step % 10 == 0 or step == steps - 1:
-                mean = sums / (step + 1)
-                bar.set_postfix_str(f"d_loss={mean[0]:.3f} g_loss={mean[1]:.3f} "
-                                    f"acc_real={mean[2]:.2f} acc_fake={mean[3]:.2f}", refresh=False)
-        mean = sums / steps
-        row = dict(epoch=epoch, d_loss=mean[0], g_loss=mean[1], d_acc_real=mean[2], d_acc_fake=mean[3],
-                   seconds=time.perf_counter() - started)
-        history.append(row)
-        append_history(out / "history.csv", row)
-        samples = data.to_uint8(generator(fixed_noise, training=False).numpy(), preset.pixel_range)
-        viz.save_grid(samples, out / "images" / FRAME_PATTERN.format(epoch), config["grid"], config["grid"])
+    with StopOnInterrupt() as interrupt:
+        while epoch <= config["epochs"]:
+            started = time.perf_counter() - seconds_before
+            shuffle_state = shuffle.bit_generator.state
+            order = tf.constant(shuffle.permutation(len(images))[:steps * batch].reshape(steps, batch))
+            bar = tqdm(range(first_step, steps), desc=f"epoch {epoch}/{config['epochs']}", unit="step",
+                       initial=first_step, total=steps)
+            for step in bar:
+                x, y = discriminator_batch(tf.gather(real_images, order[step]))
+                d_loss, acc_real, acc_fake = train_discriminator(discriminator, x, y)
+                g_loss = train_generator(gan, discriminator, noise(batch), real_labels)
+                if not np.isfinite(d_loss + g_loss):
+                    bar.close()
+                    kept = checkpoints.latest(out)
+                    cli.fail(f"loss became {d_loss if not np.isfinite(d_loss) else g_loss} at epoch {epoch}, "
+                             f"step {step + 1}; training stopped. Kept: "
+                             + (f"checkpoint {kept.name} and its generator.keras" if kept else "nothing yet")
+                             + "; try a lower --lr", status=EXIT_DIVERGED)
+                sums += (d_loss, g_loss, acc_real, acc_fake)
+                if step % 10 == 0 or step == steps - 1:
+                    mean = sums / (step + 1)
+                    bar.set_postfix_str(f"d_loss={mean[0]:.3f} g_loss={mean[1]:.3f} "
+                                        f"acc_real={mean[2]:.2f} acc_fake={mean[3]:.2f}", refresh=False)
+                if interrupt.requested:
+                    bar.close()
+                    saved = save_checkpoint(epoch, step + 1, shuffle_state, sums, time.perf_counter() - started)
+                    cli.fail(f"interrupted; saved checkpoint {saved.name}. Continue with: "
+                             f"python dcgan.py --resume --out {out}", status=EXIT_INTERRUPTED)
+            mean = sums / steps
+            history.append(dict(epoch=epoch, d_loss=mean[0], g_loss=mean[1], d_acc_real=mean[2],
+                                d_acc_fake=mean[3], seconds=time.perf_counter() - started))
+            runs.append_history(out, history[-1])
+            samples = data.to_uint8(generator(fixed_noise, training=False).numpy(), preset.pixel_range)
+            viz.save_grid(samples, out / "images" / runs.FRAME_PATTERN.format(epoch), config["grid"], config["grid"])
+            if epoch % args.ckpt_every == 0 or epoch == config["epochs"]:
+                save_checkpoint(epoch, steps, shuffle_state, sums, history[-1]["seconds"])
+            epoch, first_step, sums, seconds_before = epoch + 1, 0, np.zeros(4), 0.0
 
-    generator.save(out / "generator.keras")
     viz.plot_losses(history, out / "losses.png", title=f"DCGAN, preset {preset.name}")
-    print(f"done: {config['epochs']} epoch(s) in {sum(r['seconds'] for r in history):.0f} s; outputs in {out}/ "
+    print(f"done: {len(history)} epoch(s) in {sum(r['seconds'] for r in history):.0f} s; outputs in {out}/ "
           f"(next: python make_gif.py --run {out})")
     return history
 
@@ -233,8 +280,10 @@ def main(argv=None):
         return print_presets()
     try:
         return train(args)
-    except data.DataError as e:
+    except (data.DataError, runs.RunError) as e:
         cli.fail(str(e))
+    except KeyboardInterrupt:  # before the loop took over Ctrl-C: nothing was trained, nothing is lost
+        cli.fail("interrupted before training started; nothing to save", status=EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,11 @@ and one discriminator builder; adding a system means adding a row, and a builder
 The training loop in dcgan.py reads only the row's fields, never the preset's name.
 """
 
-import os
 from dataclasses import dataclass, field, fields
 
 import cli
 
-# Level 3 also hides a harmless "remapper failed" that TF's graph optimiser logs as an error when it
-# cannot fuse the frozen D's gradient ops; failures that matter still raise Python exceptions.
-# Set TF_CPP_MIN_LOG_LEVEL=0 yourself to see everything.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-with cli.native_stderr_silenced():
+with cli.quiet_tensorflow():
     import keras
     from keras import layers
 
@@ -195,4 +190,10 @@ def build_gan(preset, latent=None, lr=None):
     discriminator.trainable = False
     gan = keras.Sequential([generator, discriminator], name="gan")
     gan.compile(optimizer=keras.optimizers.Adam(lr, beta_1=preset.beta_1), loss=loss)
+    # Build both optimizers' slots now, each over the weights its step moves, so that a checkpoint can be
+    # restored into them before the first train_on_batch.
+    gan.optimizer.build(generator.trainable_variables)
+    discriminator.trainable = True
+    discriminator.optimizer.build(discriminator.trainable_variables)
+    discriminator.trainable = False
     return generator, discriminator, gan

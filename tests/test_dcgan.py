@@ -1,7 +1,5 @@
 import csv
 import json
-import subprocess
-import sys
 
 import imageio.v3 as iio
 import numpy as np
@@ -10,7 +8,7 @@ import pytest
 import data
 import dcgan
 import make_gif
-from conftest import ROOT
+import runs
 
 
 def read_history(run):
@@ -33,7 +31,7 @@ def test_smoke_run_leaves_every_output_and_the_gif_has_one_frame_per_epoch(tiny_
         assert (run / name).is_file(), name
     history = read_history(run)
     assert [row["epoch"] for row in history] == ["1", "2"]
-    assert set(history[0]) == set(dcgan.HISTORY_FIELDS)
+    assert set(history[0]) == set(runs.HISTORY_FIELDS)
     config = json.loads((run / "config.json").read_text())
     assert config["epochs"] == 2 and config["batch"] == 16 and config["seed"] == 3 and config["limit"] == 64
     assert config["steps_per_epoch"] == 4
@@ -89,26 +87,6 @@ def test_frames_are_ordered_by_epoch_number(tmp_path):
         (tmp_path / f"epoch_{epoch:04d}.png").touch()
     assert [p.name for p in make_gif.frames_in_epoch_order(tmp_path)] == [
         "epoch_0002.png", "epoch_0009.png", "epoch_0010.png", "epoch_1000.png"]
-
-
-@pytest.mark.parametrize("flags, message", [
-    (["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
-    (["--batch", "many"], "argument --batch: expected a whole number, got 'many'"),
-    (["--lr", "-1"], "argument --lr: must be a finite number above 0"),
-    (["--data-dir", "/nonexistent/fashion"], "data folder /nonexistent/fashion does not exist"),
-])
-def test_bad_input_is_one_line_and_exit_2(flags, message, tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "dcgan.py"), *flags, "--out", str(tmp_path / "o")],
-                            capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_batch_larger_than_data_is_refused(tiny_data, tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        dcgan.main(["--batch", "500", "--data-dir", str(tiny_data), "--out", str(tmp_path / "o")])
-    assert "larger than the 96 training images" in capsys.readouterr().err
 
 
 def test_real_fashion_mnist_when_installed(tmp_path):

@@ -1,0 +1,91 @@
+"""Every wrong input: one line on stderr that says what to do, a non-zero exit, never a traceback."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import data
+from conftest import ROOT, write_fake_fashion_mnist
+
+
+def run_script(script, *args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Data folders good and broken, a finished run, and odd --out targets, made once for the table."""
+    root = tmp_path_factory.mktemp("bad_input")
+    good = write_fake_fashion_mnist(root / "good", n_train=64)
+    missing = write_fake_fashion_mnist(root / "missing")
+    (missing / data.FILES["train"][1]).unlink()
+    truncated = write_fake_fashion_mnist(root / "truncated")
+    path = truncated / data.FILES["train"][0]
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    not_idx = write_fake_fashion_mnist(root / "not_idx")
+    (not_idx / data.FILES["train"][0]).write_text("<html>not found</html>")
+    (root / "a_file").write_text("x")
+    (root / "foreign").mkdir()
+    (root / "foreign" / "thesis.tex").write_text("precious")
+    run = root / "run"
+    subprocess.run([sys.executable, str(ROOT / "dcgan.py"), "--epochs", "1", "--batch", "16", "--seed", "0",
+                    "--data-dir", str(good), "--out", str(run)], check=True, capture_output=True)
+    (root / "no_ckpt").mkdir()
+    (root / "no_ckpt" / "config.json").write_text((run / "config.json").read_text())
+    (root / "frames" / "images").mkdir(parents=True)
+    (root / "frames" / "images" / "epoch_0001.png").write_bytes(b"\x89PNG broken")
+    (root / "not_a_model.keras").write_text("nope")
+    return root
+
+
+CASES = [  # (script, arguments with {root} for the workspace, what the one line must say)
+    ("dcgan.py", "--epochs 0", "argument --epochs: must be at least 1, got 0"),
+    ("dcgan.py", "--epochs -3", "argument --epochs: must be at least 1, got -3"),
+    ("dcgan.py", "--epochs two", "argument --epochs: expected a whole number, got 'two'"),
+    ("dcgan.py", "--batch 0", "argument --batch: must be at least 1"),
+    ("dcgan.py", "--latent 0", "argument --latent: must be at least 1"),
+    ("dcgan.py", "--lr 0", "argument --lr: must be a finite number above 0"),
+    ("dcgan.py", "--lr -0.1", "argument --lr: must be a finite number above 0"),
+    ("dcgan.py", "--lr nan", "argument --lr: must be a finite number above 0"),
+    ("dcgan.py", "--limit 0", "argument --limit: must be at least 1"),
+    ("dcgan.py", "--seed -1", "argument --seed: must be at least 0"),
+    ("dcgan.py", "--preset nope", "argument --preset: invalid choice: 'nope'"),
+    ("dcgan.py", "--bogus", "unrecognized arguments: --bogus"),
+    ("dcgan.py", "--resume --overwrite", "--resume and --overwrite contradict each other"),
+    ("dcgan.py", "--batch 500 --data-dir {root}/good --out {root}/o1", "--batch 500 is larger than the 64 training"),
+    ("dcgan.py", "--data-dir {root}/nowhere", "data folder {root}/nowhere does not exist"),
+    ("dcgan.py", "--data-dir {root}/missing --out {root}/o2", "train-labels-idx1-ubyte.gz: file not found"),
+    ("dcgan.py", "--data-dir {root}/truncated --out {root}/o3", "train-images-idx3-ubyte.gz: not a readable gzip"),
+    ("dcgan.py", "--data-dir {root}/not_idx --out {root}/o4", "train-images-idx3-ubyte.gz: not a readable gzip"),
+    ("dcgan.py", "--data-dir {root}/good --out {root}/a_file", "--out {root}/a_file is a file"),
+    ("dcgan.py", "--data-dir {root}/good --out {root}/a_file/sub", "cannot write to --out {root}/a_file/sub"),
+    ("dcgan.py", "--data-dir {root}/good --out {root}/foreign", "holds files that are not a DCGAN run"),
+    ("dcgan.py", "--data-dir {root}/good --out {root}/run", "already holds a run; pass --resume"),
+    ("dcgan.py", "--resume --data-dir {root}/good --out {root}/empty_new", "holds no DCGAN run"),
+    ("dcgan.py", "--resume --data-dir {root}/good --out {root}/no_ckpt", "has no checkpoint to resume from"),
+    ("dcgan.py", "--resume --preset tutorial --data-dir {root}/good --out {root}/run",
+     "--preset tutorial contradicts the run"),
+    ("dcgan.py", "--resume --batch 8 --data-dir {root}/good --out {root}/run", "--batch 8 contradicts the run"),
+    ("make_gif.py", "--run {root}/nowhere", "run folder {root}/nowhere does not exist"),
+    ("make_gif.py", "--run {root}/foreign", "no frames in"),
+    ("make_gif.py", "--run {root}/frames", "epoch_0001.png cannot be read"),
+    ("make_gif.py", "--fps 0", "argument --fps: must be a finite number above 0"),
+]
+
+
+@pytest.mark.parametrize("script, arguments, message", CASES, ids=[f"{s} {a}" for s, a, _ in CASES])
+def test_bad_input(workspace, script, arguments, message):
+    args = [a.format(root=workspace) for a in arguments.split()]
+    result = run_script(script, *args, cwd=workspace)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert message.format(root=workspace) in result.stderr, result.stderr
+
+
+def test_nothing_of_the_user_is_touched(workspace):
+    assert (workspace / "foreign" / "thesis.tex").read_text() == "precious"
+    assert (workspace / "run" / "generator.keras").is_file()
+    assert np.all([(workspace / "run" / "images" / "epoch_0001.png").is_file()])

@@ -1,0 +1,138 @@
+"""Nothing lost: checkpoints, exact resume, Ctrl-C, kill -9, NaN, and a clear answer to bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import checkpoints
+import dcgan
+from conftest import ROOT, write_fake_fashion_mnist
+
+
+def run_args(data_dir, out, *extra):
+    return ["--batch", "8", "--limit", "32", "--seed", "5", "--data-dir", str(data_dir), "--out", str(out), *extra]
+
+
+def generator_weights(run):
+    return [np.asarray(w) for w in keras.models.load_model(run / "generator.keras").weights]
+
+
+def history_rows(run):
+    return (run / "history.csv").read_text().strip().splitlines()
+
+
+def without_seconds(rows):
+    return [row.rsplit(",", 1)[0] for row in rows]
+
+
+def test_four_epochs_equal_two_plus_resumed_two(tiny_data, tmp_path):
+    dcgan.main(run_args(tiny_data, tmp_path / "once", "--epochs", "4"))
+    dcgan.main(run_args(tiny_data, tmp_path / "split", "--epochs", "2"))
+    dcgan.main(["--resume", "--epochs", "4", "--out", str(tmp_path / "split"), "--data-dir", str(tiny_data)])
+    for a, b in zip(generator_weights(tmp_path / "once"), generator_weights(tmp_path / "split")):
+        np.testing.assert_array_equal(a, b)
+    assert without_seconds(history_rows(tmp_path / "once")) == without_seconds(history_rows(tmp_path / "split"))
+    frames = sorted(p.name for p in (tmp_path / "split" / "images").iterdir())
+    assert frames == [f"epoch_{e:04d}.png" for e in range(1, 5)]
+
+
+def test_an_interrupted_checkpoint_write_leaves_the_previous_one_readable(tiny_data, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    dcgan.main(run_args(tiny_data, run, "--epochs", "1"))
+    before = checkpoints.latest(run)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk pulled out mid-write")
+
+    monkeypatch.setattr(checkpoints, "_write_json_durably", crash)  # the tensors are written, the marker is not
+    with pytest.raises(OSError):
+        dcgan.main(["--resume", "--epochs", "2", "--out", str(run), "--data-dir", str(tiny_data)])
+    monkeypatch.undo()
+    assert checkpoints.latest(run) == before
+    assert any(p.name.startswith(".partial-") for p in (run / "checkpoints").iterdir())
+    dcgan.main(["--resume", "--epochs", "2", "--out", str(run), "--data-dir", str(tiny_data)])
+    assert len(history_rows(run)) == 1 + 2
+    assert not any(p.name.startswith(".partial-") for p in (run / "checkpoints").iterdir())
+
+
+def test_only_the_last_few_checkpoints_are_kept(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    dcgan.main(run_args(tiny_data, run, "--epochs", "5"))
+    assert [p.name for p in checkpoints.complete_checkpoints(run)] == [
+        f"epoch_{e:04d}_step_000004" for e in (3, 4, 5)]
+
+
+def test_nan_loss_stops_with_the_last_good_checkpoint_kept(tiny_data, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    dcgan.main(run_args(tiny_data, run, "--epochs", "1"))
+    good = generator_weights(run)
+    calls = {"n": 0}
+    real_step = dcgan.train_generator
+
+    def poisoned(*args):
+        calls["n"] += 1
+        return float("nan") if calls["n"] == 3 else real_step(*args)
+
+    monkeypatch.setattr(dcgan, "train_generator", poisoned)
+    with pytest.raises(SystemExit) as e:
+        dcgan.main(["--resume", "--epochs", "3", "--out", str(run), "--data-dir", str(tiny_data)])
+    assert e.value.code == dcgan.EXIT_DIVERGED
+    err = capsys.readouterr().err
+    assert "loss became nan at epoch 2, step 3" in err and "epoch_0001_step_000004" in err
+    assert checkpoints.latest(run).name == "epoch_0001_step_000004"
+    for a, b in zip(good, generator_weights(run)):
+        np.testing.assert_array_equal(a, b)
+
+
+def start_training(data_dir, out, epochs):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, str(ROOT / "dcgan.py"), "--epochs", str(epochs), "--batch", "8",
+                             "--seed", "1", "--data-dir", str(data_dir), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_checkpoint(run, process, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if checkpoints.latest(run):
+            return
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared")
+
+
+@pytest.fixture
+def slow_data(tmp_path):
+    return write_fake_fashion_mnist(tmp_path / "bigger", n_train=1600)  # 200 steps an epoch: time to kill
+
+
+def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(slow_data, tmp_path):
+    run = tmp_path / "run"
+    process = start_training(slow_data, run, epochs=3)
+    wait_for_checkpoint(run, process)
+    time.sleep(1.0)  # well into epoch 2
+    process.kill()
+    process.wait()
+    assert checkpoints.latest(run).name == "epoch_0001_step_000200"
+    dcgan.main(["--resume", "--out", str(run), "--data-dir", str(slow_data)])
+    assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2", "3"]
+
+
+def test_sigint_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path):
+    run = tmp_path / "run"
+    process = start_training(slow_data, run, epochs=3)
+    wait_for_checkpoint(run, process)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == dcgan.EXIT_INTERRUPTED
+    assert "Traceback" not in err and "python dcgan.py --resume --out" in err
+    epoch, step = checkpoints._position(checkpoints.latest(run))
+    assert epoch == 2 and 0 < step < 200  # mid-epoch, where Ctrl-C landed
+    dcgan.main(["--resume", "--out", str(run), "--data-dir", str(slow_data)])
+    assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2", "3"]
