@@ -95,34 +95,6 @@ def config_for_resume(args, out):
     return config
 
 
-def train_discriminator(discriminator, images, labels):
-    """Update D: maximise log D(x) + log(1 - D(G(z))) on a batch of fakes and reals.
-
-    Keras 3 reads `trainable` when it traces a train function, not at compile(): D is unfrozen around its
-    own step so that its function is traced with its weights, and frozen again for the GAN's step.
-    Returns D's loss and its accuracy on the real and on the fake half.
-    """
-    discriminator.trainable = True
-    try:
-        return discriminator.train_on_batch(images, labels)
-    finally:
-        discriminator.trainable = False
-
-
-def train_generator(gan, discriminator, noise, real_labels):
-    """Update G through the frozen D: maximise log D(G(z)) by labelling fresh fakes "real"."""
-    discriminator.trainable = False
-    return gan.train_on_batch(noise, real_labels)
-
-
-def make_sampler(config, rng):
-    """noise(n) -> a [n, latent] batch of z on the device, drawn from `rng` as the preset asks."""
-    latent = config["latent"]
-    if config["noise"] == "uniform":
-        return lambda n: rng.uniform((n, latent), -1.0, 1.0)
-    return lambda n: rng.normal((n, latent))
-
-
 class StopOnInterrupt:
     """While active, Ctrl-C (SIGINT) only raises a flag; the loop finishes its step, saves, and exits."""
 
@@ -171,21 +143,13 @@ def train(args):
     generator, discriminator, gan = models.build_gan(preset, config["latent"], config["lr"])
     real_images = tf.constant(data.scale_pixels(images, preset.pixel_range))
     noise_rng = tf.random.Generator.from_seed(config["seed"])
-    noise = make_sampler(config, noise_rng)
+    noise = models.make_sampler(config["noise"], config["latent"], noise_rng)
     fixed_noise = tf.Variable(noise(config["grid"] ** 2))  # the same z every epoch, so frames show G change
     shuffle = np.random.default_rng(config["seed"])
     checkpoint = checkpoints.make_checkpoint(generator, discriminator, gan, noise_rng, fixed_noise)
 
-    real_labels = tf.ones((batch, 1))
-    d_labels = tf.concat([tf.zeros((batch, 1)), real_labels], axis=0)  # fakes first, then reals
-
-    @tf.function
-    def discriminator_batch(real):
-        fake = generator(noise(batch), training=False)
-        labels = d_labels
-        if config["label_noise"]:
-            labels += config["label_noise"] * noise_rng.uniform(tf.shape(labels))
-        return tf.concat([fake, real], axis=0), labels
+    train_step = models.make_train_step(generator, discriminator, gan, batch, noise, noise_rng,
+                                        config["label_noise"], config["fakes_in_training_mode"])
 
     # Where the loop starts: a checkpoint holds the epoch in progress, the steps done in it, the shuffling
     # state at that epoch's start (to draw the same order again) and the partial sums of its figures.
@@ -201,11 +165,19 @@ def train(args):
             epoch, first_step, sums, seconds_before = epoch + 1, 0, np.zeros(4), 0.0
         print(f"resuming {out} at epoch {epoch}, step {first_step} (checkpoint {last.name})")
 
-    def save_checkpoint(epoch, step, shuffle_state, sums, seconds):
-        state = dict(epoch=epoch, step=step, shuffle_state=shuffle_state, sums=list(map(float, sums)),
-                     seconds=seconds, history=history)
-        runs.replace_atomically(out / "generator.keras", generator.save)
-        return checkpoints.write(out, checkpoint, state)
+    def save_progress(epoch, step, shuffle_state, sums, seconds, frame=None):
+        """The epoch's frame (if given) and, when due, generator.keras and a checkpoint."""
+        due = frame is None or epoch % args.ckpt_every == 0 or epoch == config["epochs"]
+        with models.settled_batchnorm(generator, config["noise"], config["latent"]):  # pictures, files
+            if frame:
+                samples = data.to_uint8(generator(fixed_noise, training=False).numpy(), preset.pixel_range)
+                viz.save_grid(samples, frame, config["grid"], config["grid"])
+            if due:
+                runs.replace_atomically(out / "generator.keras", generator.save)
+        if due:  # outside the block: the checkpoint keeps the trailing averages training goes on with
+            state = dict(epoch=epoch, step=step, shuffle_state=shuffle_state, sums=list(map(float, sums)),
+                         seconds=seconds, history=history)
+            return checkpoints.write(out, checkpoint, state)
 
     gpus = tf.config.list_physical_devices("GPU")
     print(f"training preset {preset.name} on {len(images)} images, {steps} steps of {batch} per epoch, on "
@@ -218,9 +190,7 @@ def train(args):
             bar = tqdm(range(first_step, steps), desc=f"epoch {epoch}/{config['epochs']}", unit="step",
                        initial=first_step, total=steps)
             for step in bar:
-                x, y = discriminator_batch(tf.gather(real_images, order[step]))
-                d_loss, acc_real, acc_fake = train_discriminator(discriminator, x, y)
-                g_loss = train_generator(gan, discriminator, noise(batch), real_labels)
+                d_loss, g_loss, acc_real, acc_fake = train_step(tf.gather(real_images, order[step]))
                 if not np.isfinite(d_loss + g_loss):
                     bar.close()
                     kept = checkpoints.latest(out)
@@ -235,17 +205,15 @@ def train(args):
                                         f"acc_real={mean[2]:.2f} acc_fake={mean[3]:.2f}", refresh=False)
                 if interrupt.requested:
                     bar.close()
-                    saved = save_checkpoint(epoch, step + 1, shuffle_state, sums, time.perf_counter() - started)
+                    saved = save_progress(epoch, step + 1, shuffle_state, sums, time.perf_counter() - started)
                     cli.fail(f"interrupted; saved checkpoint {saved.name}. Continue with: "
                              f"python dcgan.py --resume --out {out}", status=EXIT_INTERRUPTED)
             mean = sums / steps
             history.append(dict(epoch=epoch, d_loss=mean[0], g_loss=mean[1], d_acc_real=mean[2],
                                 d_acc_fake=mean[3], seconds=time.perf_counter() - started))
             runs.append_history(out, history[-1])
-            samples = data.to_uint8(generator(fixed_noise, training=False).numpy(), preset.pixel_range)
-            viz.save_grid(samples, out / "images" / runs.FRAME_PATTERN.format(epoch), config["grid"], config["grid"])
-            if epoch % args.ckpt_every == 0 or epoch == config["epochs"]:
-                save_checkpoint(epoch, steps, shuffle_state, sums, history[-1]["seconds"])
+            save_progress(epoch, steps, shuffle_state, sums, history[-1]["seconds"],
+                            frame=out / "images" / runs.FRAME_PATTERN.format(epoch))
             epoch, first_step, sums, seconds_before = epoch + 1, 0, np.zeros(4), 0.0
 
     viz.plot_losses(history, out / "losses.png", title=f"DCGAN, preset {preset.name}")

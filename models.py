@@ -5,12 +5,14 @@ and one discriminator builder; adding a system means adding a row, and a builder
 The training loop in dcgan.py reads only the row's fields, never the preset's name.
 """
 
+import contextlib
 from dataclasses import dataclass, field, fields
 
 import cli
 
 with cli.quiet_tensorflow():
     import keras
+    import tensorflow as tf
     from keras import layers
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -31,6 +33,9 @@ class Preset:
     lr: float = 1e-3       # Adam learning rate, for D and for G through the stacked GAN
     beta_1: float = 0.9    # Adam's first-moment decay
     label_noise: float = 0.0  # D's labels get + label_noise * U[0, 1), the "upsample" system's habit
+    # D's fakes made with G in training mode (BatchNorm on the batch's own statistics), as systems A, D, E do;
+    # False for the article's plain G(noise), which uses the moving averages that lag early in training.
+    fakes_in_training_mode: bool = True
     batch: int = 32
     epochs: int = 10
     grid: int = 5          # the fixed-noise picture is grid x grid samples
@@ -47,7 +52,7 @@ PRESETS = {p.name: p for p in [
     Preset("upsample", "B: UpSampling + Conv generator, sigmoid output", "upsample", "conv4",
            latent=128, pixel_range=(0, 1), lr=1e-4, label_noise=0.05, batch=128, epochs=20, grid=4),
     Preset("legacy", "C: compile + freeze + train_on_batch article", "legacy", "strided",
-           latent=100, lr=1e-3, batch=32, epochs=10, grid=5),
+           latent=100, lr=1e-3, batch=32, epochs=10, grid=5, fakes_in_training_mode=False),
     Preset("uniform", "D: uniform noise, lr 2e-4", "deconv", "strided",
            generator_options=dict(seed_channels=256), latent=100, noise="uniform",
            lr=2e-4, beta_1=0.5, batch=128, epochs=50, grid=5),
@@ -178,7 +183,7 @@ def build_gan(preset, latent=None, lr=None):
 
     D is compiled on its own, then frozen and stacked after G in `gan`, which is compiled so that its
     train step moves only G's weights. Keras 3 reads `trainable` when a train function is *traced*, not at
-    compile(), so the loop must still set D.trainable before each call: see dcgan.train_step.
+    compile(), so the loop must still set D.trainable before each call: see train_discriminator.
     """
     latent = latent or preset.latent
     lr = lr or preset.lr
@@ -197,3 +202,87 @@ def build_gan(preset, latent=None, lr=None):
     discriminator.optimizer.build(discriminator.trainable_variables)
     discriminator.trainable = False
     return generator, discriminator, gan
+
+
+# ---- one step of the classic loop ---------------------------------------------------------------------
+
+def train_discriminator(discriminator, images, labels):
+    """Update D: maximise log D(x) + log(1 - D(G(z))) on a batch of fakes and reals.
+
+    Keras 3 reads `trainable` when it traces a train function, not at compile(): D is unfrozen around its
+    own step so that its function is traced with its weights, and frozen again for the GAN's step.
+    Returns D's loss and its accuracy on the real and on the fake half.
+    """
+    discriminator.trainable = True
+    try:
+        return discriminator.train_on_batch(images, labels)
+    finally:
+        discriminator.trainable = False
+
+
+def train_generator(gan, discriminator, noise, real_labels):
+    """Update G through the frozen D: maximise log D(G(z)) by labelling fresh fakes "real"."""
+    discriminator.trainable = False
+    return gan.train_on_batch(noise, real_labels)
+
+
+def make_sampler(kind, latent, rng):
+    """noise(n) -> a [n, latent] batch of z on the device, drawn from the tf.random.Generator `rng`:
+    "normal" N(0, 1), or "uniform" in [-1, 1]."""
+    if kind == "uniform":
+        return lambda n: rng.uniform((n, latent), -1.0, 1.0)
+    return lambda n: rng.normal((n, latent))
+
+
+def make_train_step(generator, discriminator, gan, batch, noise, rng, label_noise=0.0,
+                    fakes_in_training_mode=True):
+    """step(real_batch) -> (d_loss, g_loss, d_acc_real, d_acc_fake): one D update, then one G update.
+
+    The fakes, labels and noise are made on the device inside one compiled function, and the labels once,
+    so the only host round trips per step are the two train_on_batch calls.
+    """
+    real_labels = tf.ones((batch, 1))
+    d_labels = tf.concat([tf.zeros((batch, 1)), real_labels], axis=0)  # fakes first, then reals
+
+    @tf.function
+    def discriminator_batch(real):
+        fake = generator(noise(batch), training=fakes_in_training_mode)
+        labels = d_labels
+        if label_noise:  # soft, jittered labels: D grows less sure of itself (system B's habit)
+            labels += label_noise * rng.uniform(tf.shape(labels))
+        return tf.concat([fake, real], axis=0), labels
+
+    def step(real):
+        images, labels = discriminator_batch(real)
+        d_loss, acc_real, acc_fake = train_discriminator(discriminator, images, labels)
+        g_loss = train_generator(gan, discriminator, noise(batch), real_labels)
+        return d_loss, g_loss, acc_real, acc_fake
+
+    return step
+
+
+@contextlib.contextmanager
+def settled_batchnorm(generator, noise_kind, latent, samples=1024):
+    """Inside the block, G's BatchNorm layers use the exact statistics of G's current weights.
+
+    BatchNorm's moving averages (momentum 0.99) trail the weights by a few hundred steps, so early in
+    training the inference-mode G (the grids, generator.keras) draws much worse images than the G being
+    trained. Inside, one batch of `samples` noise vectors in training mode with momentum 0 sets them to
+    the current statistics; on the way out the trailing averages come back, so training, checkpoints and
+    exact resume are as if nothing happened. Its noise comes from its own seed, not the training stream.
+    """
+    norms = [layer for layer in generator.layers if isinstance(layer, layers.BatchNormalization)]
+    saved = [(n.momentum, n.moving_mean.numpy(), n.moving_variance.numpy()) for n in norms]
+    try:
+        if norms:
+            for n in norms:
+                n.momentum = 0.0
+            generator(make_sampler(noise_kind, latent, tf.random.Generator.from_seed(0))(samples), training=True)
+            for n, (momentum, _, _) in zip(norms, saved):
+                n.momentum = momentum  # so that a generator saved inside keeps its own settings
+        yield generator
+    finally:
+        for n, (momentum, mean, variance) in zip(norms, saved):
+            n.momentum = momentum
+            n.moving_mean.assign(mean)
+            n.moving_variance.assign(variance)

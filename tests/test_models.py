@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-import dcgan
 import models
 
 
@@ -31,13 +30,13 @@ def test_discriminator_learns_on_its_step_and_is_untouched_on_the_gan_step():
     noise = rng.normal(size=(8, 100)).astype("float32")
     for _ in range(2):  # the second round runs the cached, already traced train functions
         d_before, g_before = weights_of(discriminator), weights_of(generator)
-        loss, acc_real, acc_fake = dcgan.train_discriminator(discriminator, images, labels)
+        loss, acc_real, acc_fake = models.train_discriminator(discriminator, images, labels)
         assert changed(d_before, discriminator), "D did not learn on its own step"
         assert not changed(g_before, generator), "G moved on D's step"
         assert 0 <= acc_real <= 1 and 0 <= acc_fake <= 1
 
         d_before, g_before = weights_of(discriminator), weights_of(generator)
-        dcgan.train_generator(gan, discriminator, noise, np.ones((8, 1), "float32"))
+        models.train_generator(gan, discriminator, noise, np.ones((8, 1), "float32"))
         assert not changed(d_before, discriminator), "D moved on the GAN step"
         assert changed(g_before, generator), "G did not learn on the GAN step"
 
@@ -60,3 +59,20 @@ def test_accuracy_metrics_split_real_and_fake():
     assert float(acc_fake(y_true, y_pred)) == 0.5
     acc_real, acc_fake = models.real_fake_accuracy(logits=True)
     assert float(acc_fake(y_true, np.array([[-2.0], [-1.0], [3.0], [-0.5]], "float32"))) == 1.0
+
+
+def test_settled_batchnorm_uses_current_statistics_and_restores_the_trailing_ones():
+    import tensorflow as tf
+
+    preset = models.PRESETS["uniform"]
+    generator, _, _ = models.build_gan(preset)
+    z = models.make_sampler(preset.noise, preset.latent, tf.random.Generator.from_seed(1))(64)
+    stale = np.asarray(generator(z, training=False))  # moving averages still at their initial 0 and 1
+    with models.settled_batchnorm(generator, preset.noise, preset.latent) as settled:
+        fresh = np.asarray(settled(z, training=False))
+        assert all(layer.momentum == 0.99 for layer in generator.layers if "batch_normalization" in layer.name)
+    # Settled, the inference-mode outputs spread like the training-mode ones instead of saturating.
+    after = np.asarray(generator(z, training=False))
+    np.testing.assert_array_equal(after, stale)  # back to the trailing averages on the way out
+    assert abs(fresh.std() - np.asarray(generator(z, training=True)).std()) < 0.25 * fresh.std()
+    assert not np.allclose(fresh, stale)

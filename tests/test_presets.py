@@ -61,9 +61,9 @@ def test_a_flag_overrides_the_preset_and_lands_in_config(tiny_data, tmp_path):
 def test_uniform_preset_draws_noise_in_minus_one_one():
     import tensorflow as tf
 
-    noise = dcgan.make_sampler({"seed": 0, "latent": 100, "noise": "uniform"}, tf)(500).numpy()
+    noise = models.make_sampler("uniform", 100, tf.random.Generator.from_seed(0))(500).numpy()
     assert noise.min() >= -1 and noise.max() <= 1 and noise.min() < -0.9 and noise.max() > 0.9
-    normal = dcgan.make_sampler({"seed": 0, "latent": 100, "noise": "normal"}, tf)(500).numpy()
+    normal = models.make_sampler("normal", 100, tf.random.Generator.from_seed(0))(500).numpy()
     assert normal.max() > 2.5  # a normal draw of 50,000 numbers goes past the uniform's edge
 
 

@@ -12,6 +12,7 @@ import pytest
 
 import checkpoints
 import dcgan
+import models
 from conftest import ROOT, write_fake_fashion_mnist
 
 
@@ -73,13 +74,13 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_kept(tiny_data, tmp_path, 
     dcgan.main(run_args(tiny_data, run, "--epochs", "1"))
     good = generator_weights(run)
     calls = {"n": 0}
-    real_step = dcgan.train_generator
+    real_step = models.train_generator
 
     def poisoned(*args):
         calls["n"] += 1
         return float("nan") if calls["n"] == 3 else real_step(*args)
 
-    monkeypatch.setattr(dcgan, "train_generator", poisoned)
+    monkeypatch.setattr(models, "train_generator", poisoned)
     with pytest.raises(SystemExit) as e:
         dcgan.main(["--resume", "--epochs", "3", "--out", str(run), "--data-dir", str(tiny_data)])
     assert e.value.code == dcgan.EXIT_DIVERGED
