@@ -41,8 +41,6 @@ def check_writable(out):
 
 def prepare_new(out, overwrite):
     """Make `out` ready for a new run; never delete anything that is not the kit's own."""
-    if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out} is a file; give a folder name")
     if out.is_dir() and any(out.iterdir()):
         if not is_run(out):
             raise RunError(f"--out {out} holds files that are not a DCGAN run; choose a new or empty folder")
