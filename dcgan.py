@@ -18,12 +18,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-import checkpoints
+import checkpoints  # imports TensorFlow quietly (cli.quiet_tensorflow), so import keras/tf only after it
 import cli
 import data
 import models
 import runs
+import viz
 
 EXIT_INTERRUPTED = 130  # the shell's convention for a program stopped by Ctrl-C
 EXIT_DIVERGED = 3
@@ -131,9 +133,6 @@ def train(args):
 
     import keras
     import tensorflow as tf
-    from tqdm import tqdm
-
-    import viz
 
     config.update(images=len(images), steps_per_epoch=steps, data_dir=str(data_dir),
                   keras=keras.__version__, tensorflow=tf.__version__)

@@ -4,17 +4,15 @@
     python make_gif.py --run X --fps 4
 """
 
-import re
 from pathlib import Path
 
 import cli
-
-FRAME_NAME = re.compile(r"epoch_(\d+)\.png$")
+import runs
 
 
 def frames_in_epoch_order(images_dir):
     """The frame files sorted by their epoch number (not by name, so epoch 10000 follows 9999)."""
-    found = [(int(m.group(1)), p) for p in images_dir.glob("epoch_*.png") if (m := FRAME_NAME.search(p.name))]
+    found = [(int(m.group(1)), p) for p in images_dir.glob("epoch_*.png") if (m := runs.FRAME_NAME.search(p.name))]
     return [p for _, p in sorted(found)]
 
 

@@ -6,7 +6,7 @@ The training loop in dcgan.py reads only the row's fields, never the preset's na
 """
 
 import contextlib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import cli
 
@@ -61,7 +61,6 @@ PRESETS = {p.name: p for p in [
            latent=100, logits=True, lr=1e-4, batch=128, epochs=300, grid=4),
 ]}
 DEFAULT_PRESET = "legacy"
-PRESET_FIELDS = [f.name for f in fields(Preset)]
 
 
 # ---- generators: noise (latent,) -> image 28x28x1 in the preset's pixel range -------------------------

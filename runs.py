@@ -9,6 +9,7 @@ Bottom floor of the kit: files only, nothing of GANs.
 import csv
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seco
 RUN_FILES = ["config.json", "history.csv", "generator.keras", "losses.png", "dcgan.gif"]
 RUN_FOLDERS = ["images", "checkpoints"]
 FRAME_PATTERN = "epoch_{:04d}.png"
+FRAME_NAME = re.compile(r"epoch_(\d+)\.png$")  # reads FRAME_PATTERN back, past 9999 epochs too
 
 
 class RunError(Exception):
