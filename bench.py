@@ -88,9 +88,9 @@ def main(argv=None):
     p.add_argument("--steps", type=cli.positive_int, default=100, help="timed steps per loop (default: 100)")
     p.add_argument("--warmup", type=cli.non_negative_int, default=10, help="untimed steps first (default: 10)")
     p.add_argument("--seed", type=cli.non_negative_int, default=0)
-    p.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16", "both"], default="float32",
+    p.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16", "both"], default="both",
                    help="compute precision of the fast loop; 'both' times float32 and mixed_bfloat16 "
-                        "(default: float32; the naive loop is always float32, as the article ran it)")
+                        "(default: both; the naive loop is always float32, as the article ran it)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--naive", action="store_true", help="time only the seed article's loop")
     which.add_argument("--fast", action="store_true", help="time only the kit's loop")

@@ -203,6 +203,26 @@ def build_gan(preset, latent=None, lr=None):
     return generator, discriminator, gan
 
 
+# ---- compute precision --------------------------------------------------------------------------------
+
+def native_bfloat16_cpu(cpuinfo="/proc/cpuinfo"):
+    """True on CPUs that compute bfloat16 in hardware (AVX512-BF16 or AMX-BF16), where it is ~1.2-1.5x faster."""
+    try:
+        text = open(cpuinfo).read()
+    except OSError:
+        return False
+    return " avx512_bf16" in text or " amx_bf16" in text
+
+
+def resolve_precision(requested):
+    """ "auto" -> mixed_bfloat16 on such a CPU with no GPU, float32 elsewhere (GPU speed not measured yet)."""
+    if requested != "auto":
+        return requested
+    if tf.config.list_physical_devices("GPU") or not native_bfloat16_cpu():
+        return "float32"
+    return "mixed_bfloat16"
+
+
 # ---- one step of the classic loop ---------------------------------------------------------------------
 
 def train_discriminator(discriminator, images, labels):

@@ -13,8 +13,9 @@ import re
 import shutil
 from pathlib import Path
 
-HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds"]
-RUN_FILES = ["config.json", "history.csv", "generator.keras", "losses.png", "dcgan.gif"]
+HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds", "fd", "classes_covered"]
+RUN_FILES = ["config.json", "history.csv", "generator.keras", "generator_best.keras", "losses.png", "dcgan.gif",
+             "eval.json"]
 RUN_FOLDERS = ["images", "checkpoints"]
 FRAME_PATTERN = "epoch_{:04d}.png"
 FRAME_NAME = re.compile(r"epoch_(\d+)\.png$")  # reads FRAME_PATTERN back, past 9999 epochs too

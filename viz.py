@@ -30,9 +30,11 @@ def save_grid(images_uint8, path, rows, cols):
 
 
 def plot_losses(history, path, title="DCGAN training"):
-    """history: list of dicts with epoch, d_loss, g_loss, d_acc_real, d_acc_fake -> a two-panel PNG."""
+    """history: dicts with epoch, d_loss, g_loss, d_acc_real, d_acc_fake (and fd where scored) -> a PNG."""
+    scored = [row for row in history if row.get("fd") not in (None, "")]
     epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 3 if scored else 2, figsize=(15 if scored else 10, 4))
+    ax_loss, ax_acc = axes[0], axes[1]
     ax_loss.plot(epochs, [row["d_loss"] for row in history], "o-", label="discriminator")
     ax_loss.plot(epochs, [row["g_loss"] for row in history], "o-", label="generator")
     ax_loss.set(xlabel="epoch", ylabel="mean loss", title="losses")
@@ -42,7 +44,10 @@ def plot_losses(history, path, title="DCGAN training"):
     ax_acc.axhline(0.5, color="grey", lw=0.8, ls="--")  # a D at 0.5 on both can no longer tell them apart
     ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02), title="discriminator accuracy")
     ax_acc.legend()
-    for ax in (ax_loss, ax_acc):
+    if scored:  # FD: the judge's distance from the test images; lower is better
+        axes[2].plot([r["epoch"] for r in scored], [float(r["fd"]) for r in scored], "o-", color="purple")
+        axes[2].set(xlabel="epoch", ylabel="FD (lower is better)", title="sample quality (judge)")
+    for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.suptitle(title)
     fig.tight_layout()

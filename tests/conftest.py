@@ -28,3 +28,12 @@ def write_fake_fashion_mnist(folder, n_train=96, n_test=32, seed=0):
 @pytest.fixture
 def tiny_data(tmp_path):
     return write_fake_fashion_mnist(tmp_path / "fashion")
+
+
+@pytest.fixture(autouse=True)
+def float32_policy_after_each_test():
+    """dcgan.py sets Keras's global precision policy for its run; tests that build models directly
+    afterwards in the same process expect the default."""
+    yield
+    import keras
+    keras.mixed_precision.set_global_policy("float32")

@@ -72,6 +72,10 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("make_gif.py", "--run {root}/foreign", "no frames in"),
     ("make_gif.py", "--run {root}/frames", "epoch_0001.png cannot be read"),
     ("make_gif.py", "--fps 0", "argument --fps: must be a finite number above 0"),
+    ("evaluate.py", "--generator {root}/not_a_model.keras", "not_a_model.keras is not a Keras model file"),
+    ("evaluate.py", "--run {root}/nowhere", "generator file {root}/nowhere/generator.keras not found"),
+    ("evaluate.py", "--samples 5", "argument --samples: must be at least 100"),
+    ("evaluate.py", "--run {root}/run --generator {root}/run/generator.keras", "not allowed with argument"),
 ]
 
 

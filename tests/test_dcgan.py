@@ -101,3 +101,28 @@ def test_real_fashion_mnist_when_installed(tmp_path):
     history = read_history(run)
     assert len(history) == 1 and np.isfinite(float(history[0]["d_loss"]))
     assert (run / "generator.keras").is_file()
+
+
+def test_mixed_bfloat16_run_saves_a_float32_generator_and_records_it(tiny_data, tmp_path):
+    import keras
+
+    run = tmp_path / "bf16"
+    train_tiny(tiny_data, run, "--precision", "mixed_bfloat16")
+    assert json.loads((run / "config.json").read_text())["precision"] == "mixed_bfloat16"
+    generator = keras.models.load_model(run / "generator.keras")
+    samples = generator(np.zeros((2, 100), "float32"))
+    assert samples.dtype == "float32" and float(np.abs(np.asarray(samples)).max()) <= 1
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(tmp_path, monkeypatch):
+    import models
+
+    with_bf16, without = tmp_path / "with", tmp_path / "without"
+    with_bf16.write_text("flags\t\t: fpu avx512f avx512_bf16 amx_tile\n")
+    without.write_text("flags\t\t: fpu avx2 avx512f\n")
+    assert models.native_bfloat16_cpu(with_bf16) and not models.native_bfloat16_cpu(without)
+    monkeypatch.setattr(models, "native_bfloat16_cpu", lambda: False)
+    assert models.resolve_precision("auto") == "float32"
+    monkeypatch.setattr(models, "native_bfloat16_cpu", lambda: True)
+    assert models.resolve_precision("auto") == "mixed_bfloat16"
+    assert models.resolve_precision("float32") == "float32"

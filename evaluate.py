@@ -1,0 +1,155 @@
+"""How good is the generator? Figures native to Fashion-MNIST, each beside the same figure for real data.
+
+    python evaluate.py --run out                      # samples 10,000 images from out/generator.keras
+    python evaluate.py --generator some/generator.keras
+    python evaluate.py --train-classifier             # (re)train the judge; commits judge/*.keras + .json
+
+Every figure compares a set of images with the 10,000 test images through the judge's features
+(judge.py). The "real data" column scores 10,000 *training* images the same way: that is what perfect
+looks like at this sample size. Output: a table on screen and eval.json in the run folder (or beside
+the generator file).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import cli
+import data
+import judge  # imports TensorFlow quietly (cli.quiet_tensorflow), so import keras/tf only after it
+import metrics
+import models
+
+ROWS = [  # (key, label, how to read it)
+    ("fd", "Frechet distance (FD)", "lower is better"),
+    ("fd_interval", "  FD bootstrap 90% interval", ""),
+    ("kid_mean", "KID (x1000)", "lower is better"),
+    ("classifier_score", "classifier score", "higher is better, 10 at most"),
+    ("classes_covered", "classes with >= 5% of samples", "10 is all"),
+    ("tv_from_uniform", "class histogram: TV from uniform", "lower is better"),
+    ("precision", "precision (k=3)", "share of samples that look real"),
+    ("recall", "recall (k=3)", "share of real variety covered"),
+    ("nearest_train", "nearest training image distance", "far below real = copying"),
+]
+
+
+def score(images_uint8, feature_model, reference, seed=0):
+    """All figures of one image set against the test split (reference = its features), but memorisation."""
+    feats, probs = judge.features_and_probabilities(feature_model, images_uint8)
+    kid_mean, kid_std = metrics.kernel_inception_distance(feats, reference, seed=seed)
+    precision, recall = metrics.precision_recall(feats, reference)
+    return dict(fd=metrics.frechet_distance(feats, reference),
+                fd_interval=metrics.frechet_distance_interval(feats, reference, seed=seed),
+                kid_mean=1000 * kid_mean, kid_std=1000 * kid_std,
+                classifier_score=metrics.classifier_score(probs),
+                **metrics.class_coverage(probs),
+                precision=precision, recall=recall, features=feats)
+
+
+def load_generator(path):
+    """A saved generator: a Keras model mapping (n, latent) noise to (n, 28, 28, 1) images."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        cli.fail(f"generator file {path} not found; train one with python dcgan.py, or pass --generator PATH")
+    try:
+        generator = keras.models.load_model(path)
+    except Exception as e:  # Keras raises many types for a file that is not one of its models
+        cli.fail(f"{path} is not a Keras model file ({type(e).__name__}); pass a generator.keras saved by dcgan.py")
+    if len(generator.input_shape) != 2 or tuple(generator.output_shape[1:]) != (28, 28, 1):
+        cli.fail(f"{path} maps {generator.input_shape} to {generator.output_shape}, not noise to 28x28x1 images")
+    return generator
+
+
+def sampling_settings(generator, config):
+    """(noise kind, pixel range): from the run's config.json when there is one, else from the model."""
+    if config:
+        return config["noise"], tuple(config["pixel_range"])
+    activation = getattr(generator.layers[-1], "activation", None)
+    return "normal", ((0, 1) if getattr(activation, "__name__", "") == "sigmoid" else (-1, 1))
+
+
+def sample(generator, count, noise_kind, pixel_range, seed):
+    import tensorflow as tf
+
+    noise = models.make_sampler(noise_kind, generator.input_shape[1], tf.random.Generator.from_seed(seed))
+    images = [np.asarray(generator(noise(min(1000, count - start)), training=False))
+              for start in range(0, count, 1000)]
+    return data.to_uint8(np.concatenate(images), pixel_range)
+
+
+def print_table(generated, real, title):
+    print(title)
+    print(f"{'figure':34} {'generator':>14} {'real data':>14}  reading")
+    for key, label, reading in ROWS:
+        def cell(result):
+            value = result[key]
+            if key == "fd_interval":
+                return f"[{value[0]:.2f}, {value[1]:.2f}]"
+            if key == "kid_mean":
+                return f"{value:.2f}±{result['kid_std']:.2f}"
+            return f"{value}" if isinstance(value, int) else f"{value:.3f}"
+        print(f"{label:34} {cell(generated):>14} {cell(real):>14}  {reading}")
+    print("class shares (generator):", " ".join(f"{s:.2f}" for s in generated["histogram"]))
+
+
+def main(argv=None):
+    p = cli.OneLineParser(prog="evaluate.py", description="Score a generator with metrics native to "
+                                                          "Fashion-MNIST, beside the same figures for real data.")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--run", help="run folder written by dcgan.py (default: out)")
+    what.add_argument("--generator", help="a generator .keras file to score")
+    what.add_argument("--train-classifier", action="store_true",
+                      help="train the judge's classifier on the training split and save it under judge/")
+    p.add_argument("--samples", type=cli.int_at_least(100), default=10_000,
+                   help="images to generate (default: 10000)")
+    p.add_argument("--seed", type=cli.non_negative_int, default=0, help="noise seed (default: 0)")
+    p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: the usual search)")
+    args = p.parse_args(argv)
+    try:
+        if args.train_classifier:
+            info = judge.train_classifier(args.data_dir)
+            print(f"saved {judge.MODEL_FILE}: test accuracy {info['test_accuracy']}, sha256 {info['sha256'][:12]}…")
+            return info
+        return evaluate(args)
+    except (data.DataError, judge.JudgeError) as e:
+        cli.fail(str(e))
+
+
+def evaluate(args):
+    run = Path(args.run or "out")
+    path = Path(args.generator) if args.generator else run / "generator.keras"
+    config_file = path.parent / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else None
+    generator = load_generator(path)
+    _, feature_model, info = judge.load_classifier()
+    started = time.perf_counter()
+    data_dir = data.find_data_dir(args.data_dir)
+    train_images, _ = data.load_split("train", data_dir)
+    test_images, _ = data.load_split("test", data_dir)
+    reference, _ = judge.features_and_probabilities(feature_model, test_images)
+    train_features, _ = judge.features_and_probabilities(feature_model, train_images)
+    noise_kind, pixel_range = sampling_settings(generator, config)
+    images = sample(generator, args.samples, noise_kind, pixel_range, args.seed)
+    real_subset = np.random.default_rng(args.seed).choice(len(train_images), args.samples, replace=False)
+    generated = score(images, feature_model, reference, args.seed)
+    real = score(train_images[real_subset], feature_model, reference, args.seed)
+    # Memorisation: samples against held-out test images, both measured to their nearest training image.
+    generated["nearest_train"] = metrics.nearest_train_distance(generated.pop("features"), train_features)
+    real.pop("features")
+    real["nearest_train"] = metrics.nearest_train_distance(reference, train_features)
+    print_table(generated, real, f"{path}: {args.samples} samples vs the 10,000 test images "
+                                 f"(judge: test accuracy {info['test_accuracy']})")
+    report = dict(generator=str(path), samples=args.samples, seed=args.seed, judge=info,
+                  generated=generated, real_data=real, seconds=round(time.perf_counter() - started, 1))
+    out = path.parent / "eval.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

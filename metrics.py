@@ -1,0 +1,118 @@
+"""Sample-quality figures computed from classifier features and class probabilities (numpy only).
+
+Bottom floor of the kit: arrays in, numbers out; it knows nothing of GANs or of Keras.
+Each function names the published idea it follows; all of them compare a set of generated images with a
+set of real ones through the same feature extractor (see judge.py).
+"""
+
+import numpy as np
+
+
+def _gaussian(features):
+    features = np.asarray(features, np.float64)
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def _trace_sqrt_product(sigma_a, sigma_b):
+    """Tr(sqrt(A B)) for covariance matrices, via the symmetric form sqrt(A)^1/2 B sqrt(A)^1/2."""
+    values, vectors = np.linalg.eigh(sigma_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    middle = np.linalg.eigvalsh(root_a @ sigma_b @ root_a)
+    return float(np.sqrt(np.clip(middle, 0, None)).sum())
+
+
+def frechet_distance(features_a, features_b):
+    """FD (as in FID, Heusel et al. 2017): |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2)."""
+    mu_a, sigma_a = _gaussian(features_a)
+    mu_b, sigma_b = _gaussian(features_b)
+    value = float(((mu_a - mu_b) ** 2).sum() + np.trace(sigma_a) + np.trace(sigma_b)
+                  - 2 * _trace_sqrt_product(sigma_a, sigma_b))
+    return max(value, 0.0)  # rounding can leave a tiny negative for identical sets
+
+
+def frechet_distance_interval(generated, real, rounds=10, seed=0):
+    """A bootstrap 90% interval of FD: generated features resampled with replacement.
+
+    Resampling repeats points, which shrinks the covariance and inflates FD, so the bootstrap values sit
+    above the estimate; their 5th..95th percentiles are shifted back by that bias (median - estimate), so
+    the interval shows the spread around the estimate.
+    """
+    rng = np.random.default_rng(seed)
+    values = [frechet_distance(generated[rng.integers(0, len(generated), len(generated))], real)
+              for _ in range(rounds)]
+    bias = float(np.median(values)) - frechet_distance(generated, real)
+    return max(float(np.percentile(values, 5)) - bias, 0.0), float(np.percentile(values, 95)) - bias
+
+
+def kernel_inception_distance(features_a, features_b, subsets=10, subset_size=1000, seed=0):
+    """KID (Binkowski et al. 2018): unbiased MMD^2 with the kernel (x.y / d + 1)^3, mean and std over subsets."""
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    # Scale both sets by the second's root-mean-square feature, so x.y / d is about 1 as the kernel assumes
+    # (ReLU features of our judge are far larger than Inception's, and the cube would blow them up).
+    scale = np.sqrt((b ** 2).mean())
+    a, b = a / scale, b / scale
+    size = min(subset_size, len(a), len(b))
+    dim = a.shape[1]
+    values = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), size, replace=False)]
+        y = b[rng.choice(len(b), size, replace=False)]
+        k_xx, k_yy, k_xy = ((x @ x.T / dim + 1) ** 3, (y @ y.T / dim + 1) ** 3, (x @ y.T / dim + 1) ** 3)
+        off_diagonal = size * (size - 1)
+        values.append((k_xx.sum() - np.trace(k_xx)) / off_diagonal + (k_yy.sum() - np.trace(k_yy)) / off_diagonal
+                      - 2 * k_xy.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
+def classifier_score(probabilities):
+    """The Inception Score formula with our classifier: exp(E_x KL(p(y|x) || p(y))). 1 = useless, 10 = best."""
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-12, 1)
+    marginal = p.mean(axis=0)
+    return float(np.exp((p * (np.log(p) - np.log(marginal))).sum(axis=1).mean()))
+
+
+def class_coverage(probabilities, classes=10, min_share=0.05):
+    """Predicted-class histogram (shares), its total-variation distance from uniform, and how many classes
+    hold at least `min_share` of the samples (mode coverage)."""
+    predicted = np.asarray(probabilities).argmax(axis=1)
+    shares = np.bincount(predicted, minlength=classes) / len(predicted)
+    return dict(histogram=shares.round(4).tolist(), tv_from_uniform=float(0.5 * np.abs(shares - 1 / classes).sum()),
+                classes_covered=int((shares >= min_share).sum()))
+
+
+def _pairwise_distances_min_k(queries, points, k, chunk=1024):
+    """Distance from each query to its k-th nearest neighbour among `points` (k=1: the nearest)."""
+    points = np.asarray(points, np.float32)
+    point_norms = (points ** 2).sum(axis=1)
+    result = np.empty(len(queries), np.float32)
+    for start in range(0, len(queries), chunk):
+        q = np.asarray(queries[start:start + chunk], np.float32)
+        squared = (q ** 2).sum(axis=1)[:, None] - 2 * q @ points.T + point_norms[None, :]
+        result[start:start + chunk] = np.sqrt(np.clip(np.partition(squared, k - 1, axis=1)[:, k - 1], 0, None))
+    return result
+
+
+def _within_manifold(queries, reference, k, chunk=1024):
+    """Share of queries inside the union of balls around each reference point (radius: its k-th neighbour)."""
+    reference = np.asarray(reference, np.float32)
+    radii = _pairwise_distances_min_k(reference, reference, k + 1)  # k+1: each point is its own nearest
+    ref_norms = (reference ** 2).sum(axis=1)
+    inside = 0
+    for start in range(0, len(queries), chunk):
+        q = np.asarray(queries[start:start + chunk], np.float32)
+        squared = (q ** 2).sum(axis=1)[:, None] - 2 * q @ reference.T + ref_norms[None, :]
+        inside += int((np.sqrt(np.clip(squared, 0, None)) <= radii[None, :]).any(axis=1).sum())
+    return inside / len(queries)
+
+
+def precision_recall(generated, real, k=3):
+    """k-NN precision and recall (Kynkaanniemi et al. 2019): precision = share of generated samples that fall
+    in the real manifold, recall = share of real samples that fall in the generated one."""
+    return _within_manifold(generated, real, k), _within_manifold(real, generated, k)
+
+
+def nearest_train_distance(queries, train):
+    """Mean distance from each query to its nearest training feature: samples far below what held-out
+    test images get suggest the generator copies training images."""
+    return float(_pairwise_distances_min_k(queries, train, 1).mean())

@@ -1,0 +1,88 @@
+"""The judge and evaluate.py: hash-checked classifier, full report, --eval-every in training."""
+
+import csv
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+import data
+import dcgan
+import evaluate
+import judge
+
+
+def real_data_or_skip():
+    try:
+        return data.find_data_dir(allow_download=False)
+    except data.DataError as e:
+        pytest.skip(f"real Fashion-MNIST not installed here: {e}")
+
+
+def constant_generator(path, latent=100):
+    """A generator that ignores its noise: every sample is the same mid-grey blob."""
+    model = keras.Sequential([keras.Input((latent,)),
+                              keras.layers.Dense(28 * 28, kernel_initializer="zeros", bias_initializer="ones"),
+                              keras.layers.Reshape((28, 28, 1)),
+                              keras.layers.Activation("tanh")])
+    model.save(path)
+    return path
+
+
+def test_committed_classifier_matches_its_recorded_hash_and_accuracy():
+    model, features, info = judge.load_classifier()
+    assert info["test_accuracy"] >= 0.92
+    feats, probs = judge.features_and_probabilities(features, np.zeros((3, 28, 28), np.uint8))
+    assert feats.shape == (3, 128) and probs.shape == (3, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_a_damaged_classifier_is_refused(tmp_path, monkeypatch):
+    shutil.copy(judge.INFO_FILE, tmp_path / judge.INFO_FILE.name)
+    (tmp_path / judge.MODEL_FILE.name).write_bytes(judge.MODEL_FILE.read_bytes()[:-10])
+    monkeypatch.setattr(judge, "MODEL_FILE", tmp_path / judge.MODEL_FILE.name)
+    monkeypatch.setattr(judge, "INFO_FILE", tmp_path / judge.INFO_FILE.name)
+    with pytest.raises(judge.JudgeError, match="does not match the hash"):
+        judge.load_classifier()
+
+
+def test_a_constant_generator_scores_far_worse_than_real_data_on_every_metric(tmp_path):
+    folder = real_data_or_skip()
+    path = constant_generator(tmp_path / "constant.keras")
+    report = evaluate.main(["--generator", str(path), "--samples", "1000", "--data-dir", str(folder)])
+    fake, real = report["generated"], report["real_data"]
+    assert fake["fd"] > 10 * real["fd"] + 10
+    assert fake["kid_mean"] > 10 * abs(real["kid_mean"]) + 10
+    assert fake["classifier_score"] < 0.5 * real["classifier_score"]
+    assert fake["classes_covered"] == 1 and real["classes_covered"] == 10
+    assert fake["tv_from_uniform"] > 0.8 > 0.1 > real["tv_from_uniform"]
+    assert real["precision"] > 0.5 and real["recall"] > 0.5
+    assert fake["recall"] < 0.05
+    assert json.loads((tmp_path / "eval.json").read_text())["generated"]["classes_covered"] == 1
+
+
+def test_a_file_that_is_not_a_generator_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "junk.keras").write_text("not a model")
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(["--generator", str(tmp_path / "junk.keras")])
+    assert e.value.code == 2 and "is not a Keras model file" in capsys.readouterr().err
+
+
+def test_eval_every_scores_epochs_keeps_the_best_and_plots_fd(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    dcgan.main(["--epochs", "2", "--batch", "16", "--limit", "64", "--seed", "0", "--eval-every", "1",
+                "--data-dir", str(tiny_data), "--out", str(run)])
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(float(row["fd"]) > 0 and 1 <= int(row["classes_covered"]) <= 10 for row in rows)
+    assert (run / "generator_best.keras").is_file()
+
+
+def test_warnings_for_collapse_and_rising_fd():
+    rising = [dict(epoch=e, fd=fd, classes_covered=10) for e, fd in enumerate([30, 20, 25, 28, 35], 1)]
+    assert any("FD rose 3 evaluations" in w for w in judge.warnings(rising))
+    assert judge.warnings(rising[:4]) == []  # 20 -> 25 -> 28 is only two rises
+    collapsed = rising[:2] + [dict(epoch=3, fd=40, classes_covered=4)]
+    assert any("only 4 of 10 classes" in w for w in judge.warnings(collapsed))
