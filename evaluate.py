@@ -35,9 +35,9 @@ ROWS = [  # (key, label, how to read it)
 ]
 
 
-def score(images_uint8, feature_model, reference, seed=0):
-    """All figures of one image set against the test split (reference = its features), but memorisation."""
-    feats, probs = judge.features_and_probabilities(feature_model, images_uint8)
+def score(feats, probs, reference, seed=0):
+    """All figures of one image set (its judge features and class probabilities) against the test split
+    (reference = its features), but memorisation, which needs the training features."""
     kid_mean, kid_std = metrics.kernel_inception_distance(feats, reference, seed=seed)
     precision, recall = metrics.precision_recall(feats, reference)
     return dict(fd=metrics.frechet_distance(feats, reference),
@@ -45,7 +45,7 @@ def score(images_uint8, feature_model, reference, seed=0):
                 kid_mean=1000 * kid_mean, kid_std=1000 * kid_std,
                 classifier_score=metrics.classifier_score(probs),
                 **metrics.class_coverage(probs),
-                precision=precision, recall=recall, features=feats)
+                precision=precision, recall=recall)
 
 
 def load_generator(path):
@@ -131,15 +131,15 @@ def evaluate(args):
     train_images, _ = data.load_split("train", data_dir)
     test_images, _ = data.load_split("test", data_dir)
     reference, _ = judge.features_and_probabilities(feature_model, test_images)
-    train_features, _ = judge.features_and_probabilities(feature_model, train_images)
+    train_features, train_probs = judge.features_and_probabilities(feature_model, train_images)
     noise_kind, pixel_range = sampling_settings(generator, config)
     images = sample(generator, args.samples, noise_kind, pixel_range, args.seed)
+    sample_features, sample_probs = judge.features_and_probabilities(feature_model, images)
+    generated = score(sample_features, sample_probs, reference, args.seed)
     real_subset = np.random.default_rng(args.seed).choice(len(train_images), args.samples, replace=False)
-    generated = score(images, feature_model, reference, args.seed)
-    real = score(train_images[real_subset], feature_model, reference, args.seed)
+    real = score(train_features[real_subset], train_probs[real_subset], reference, args.seed)
     # Memorisation: samples against held-out test images, both measured to their nearest training image.
-    generated["nearest_train"] = metrics.nearest_train_distance(generated.pop("features"), train_features)
-    real.pop("features")
+    generated["nearest_train"] = metrics.nearest_train_distance(sample_features, train_features)
     real["nearest_train"] = metrics.nearest_train_distance(reference, train_features)
     print_table(generated, real, f"{path}: {args.samples} samples vs the 10,000 test images "
                                  f"(judge: test accuracy {info['test_accuracy']})")
