@@ -1,8 +1,9 @@
 """How fast does the classic loop train? The kit's loop against the seed article's, in one run.
 
-    python bench.py                                  # legacy, batch 32: naive, then fast, then the ratio
-    python bench.py --preset tutorial --batch 256
+    python bench.py                                  # legacy, batch 32: naive, fast, fast + bfloat16
+    python bench.py --preset tutorial --batch 256 --steps 4
     python bench.py --naive                          # only the seed article's loop
+    python bench.py --fast --xla                     # the kit's loop compiled with XLA (slower on a CPU)
 
 Both loops are the design card's: D.train_on_batch on fakes + reals, then gan.train_on_batch on noise
 labelled real, with D unfrozen around its own step. They differ only in how a step is fed:
@@ -10,10 +11,12 @@ labelled real, with D unfrozen around its own step. They differ only in how a st
   tf.constant every step, noise made on the host;
 - fast (dcgan.py's): the data kept as one tensor on the device, fakes, noise and labels made inside one
   compiled function, labels made once (models.make_train_step).
-Figures: images per second (real images consumed), milliseconds per step, seconds per 60,000-image epoch,
-and the process's peak resident memory so far. Random weights and random data: speed does not depend on them.
+The loops take turns, round after round, and each reports its median round: images per second (real
+images consumed), milliseconds per step, seconds per 60,000-image epoch, the slowest and fastest round,
+and the process's peak resident memory. Random weights and random data: speed does not depend on them.
 """
 
+import functools
 import resource
 import time
 
@@ -47,36 +50,59 @@ def naive_step_function(generator, discriminator, gan, batch, preset, images):
     return step
 
 
-def measure(kind, preset, batch, steps, warmup, seed, precision):
+def prepare(kind, preset, batch, steps, seed, precision, xla):
+    """A fresh G, D and GAN for one loop, and step(i) that trains them on the i-th of `steps` random batches."""
     import keras
     import tensorflow as tf
 
     keras.mixed_precision.set_global_policy(precision)  # output layers stay float32 (see models.py)
     keras.utils.set_random_seed(seed)
-    generator, discriminator, gan = models.build_gan(preset)
+    generator, discriminator, gan = models.build_gan(preset, jit_compile=True if xla else "auto")
     low, high = preset.pixel_range
     images = np.random.default_rng(seed).uniform(low, high, (max(4096, batch), 28, 28, 1)).astype("float32")
-    indices = np.random.default_rng(seed).integers(0, len(images), (warmup + steps, batch))
+    indices = np.random.default_rng(seed).integers(0, len(images), (steps, batch))
     if kind == "naive":
-        step = naive_step_function(generator, discriminator, gan, batch, preset, images)
-        feed = list(indices)
-    else:
-        rng = tf.random.Generator.from_seed(seed)
-        noise = models.make_sampler(preset.noise, preset.latent, rng)
-        fast = models.make_train_step(generator, discriminator, gan, batch, noise, rng, preset.label_noise,
-                                      preset.fakes_in_training_mode)
-        on_device, index_tensor = tf.constant(images), tf.constant(indices)
-        step = lambda i: fast(tf.gather(on_device, i))  # noqa: E731
-        feed = list(index_tensor)
-    for i in range(warmup):  # tracing and first-call costs are not what a 10-epoch run pays per step
-        step(feed[i])
-    started = time.perf_counter()
-    for i in range(warmup, warmup + steps):
-        step(feed[i])
-    seconds = time.perf_counter() - started
+        naive = naive_step_function(generator, discriminator, gan, batch, preset, images)
+        return lambda i: naive(indices[i])
+    rng = tf.random.Generator.from_seed(seed)
+    noise = models.make_sampler(preset.noise, preset.latent, rng)
+    fast = models.make_train_step(generator, discriminator, gan, batch, noise, rng, preset.label_noise,
+                                  preset.fakes_in_training_mode, jit_compile=True if xla else None)
+    on_device, index_tensor = tf.constant(images), tf.constant(indices)
+    return lambda i: fast(tf.gather(on_device, index_tensor[i]))
+
+
+def measure(loops, batch, steps, warmup, rounds):
+    """Time `steps` steps of each loop, `rounds` times with the loops taking turns; keep each median round.
+
+    Taking turns matters on a shared machine: a noisy neighbour or a clock change then slows every loop's
+    rounds alike instead of one loop's whole run, so the ratios hold even where the absolute figures drift.
+    `loops` maps a name to (precision, a function that prepares the loop's step).
+    """
+    import keras
+
+    step_of = {}
+    for name, (precision, prepare_loop) in loops.items():
+        step_of[name] = prepare_loop()
+        for i in range(warmup):  # tracing and first-call costs are not what a 10-epoch run pays per step
+            step_of[name](i % steps)
+    seconds = {name: [] for name in loops}
+    for _ in range(rounds):
+        for name, (precision, _) in loops.items():
+            keras.mixed_precision.set_global_policy(precision)
+            started = time.perf_counter()
+            for i in range(steps):
+                step_of[name](i)
+            seconds[name].append(time.perf_counter() - started)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return dict(loop=f"{kind} {precision}" if precision != "float32" else kind, images_per_s=steps * batch / seconds, ms_per_step=1000 * seconds / steps,
-                s_per_epoch=FULL_EPOCH / (steps * batch / seconds), peak_mb=peak_mb)
+    results = []
+    for name, round_seconds in seconds.items():
+        speeds = sorted(steps * batch / s for s in round_seconds)
+        median = float(np.median(speeds))
+        results.append(dict(loop=name, images_per_s=median, ms_per_step=1000 * batch / median,
+                            s_per_epoch=FULL_EPOCH / median, slowest=speeds[0], fastest=speeds[-1],
+                            peak_mb=peak_mb))
+    return results
 
 
 def main(argv=None):
@@ -85,12 +111,18 @@ def main(argv=None):
     p.add_argument("--preset", default=models.DEFAULT_PRESET, choices=list(models.PRESETS), metavar="NAME",
                    help=f"preset to time (default: {models.DEFAULT_PRESET}); one of {', '.join(models.PRESETS)}")
     p.add_argument("--batch", type=cli.positive_int, help="batch size (default: the preset's)")
-    p.add_argument("--steps", type=cli.positive_int, default=100, help="timed steps per loop (default: 100)")
+    p.add_argument("--steps", type=cli.positive_int, default=30, help="timed steps per round (default: 30)")
+    p.add_argument("--rounds", type=cli.positive_int, default=5,
+                   help="rounds per loop, the loops taking turns; each loop's median round is reported "
+                        "(default: 5)")
     p.add_argument("--warmup", type=cli.non_negative_int, default=10, help="untimed steps first (default: 10)")
     p.add_argument("--seed", type=cli.non_negative_int, default=0)
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16", "both"], default="both",
                    help="compute precision of the fast loop; 'both' times float32 and mixed_bfloat16 "
                         "(default: both; the naive loop is always float32, as the article ran it)")
+    p.add_argument("--xla", action="store_true",
+                   help="compile the fast loop's steps with XLA even on a CPU (default: Keras's 'auto', "
+                        "on with a GPU, off on a CPU, where it measured about 9x slower)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--naive", action="store_true", help="time only the seed article's loop")
     which.add_argument("--fast", action="store_true", help="time only the kit's loop")
@@ -100,18 +132,23 @@ def main(argv=None):
     preset = models.PRESETS[args.preset]
     batch = args.batch or preset.batch
     kinds = ["naive"] if args.naive else ["fast"] if args.fast else ["naive", "fast"]
-    gpus = tf.config.list_physical_devices("GPU")
-    print(f"preset {preset.name}, batch {batch}, {args.steps} steps after {args.warmup} warm-up, on "
-          + (f"GPU ({gpus[0].name})" if gpus else "CPU"))
     precisions = ["float32", "mixed_bfloat16"] if args.precision == "both" else [args.precision]
-    runs = [(kind, "float32" if kind == "naive" else precision) for kind in kinds
-            for precision in (precisions if kind == "fast" else ["float32"])]
-    results = [measure(kind, preset, batch, args.steps, args.warmup, args.seed, precision)
-               for kind, precision in runs]
-    print(f"{'loop':21} {'images/s':>9} {'ms/step':>8} {'s/epoch':>8} {'peak MB':>8}")
+    loops = {}
+    for kind in kinds:
+        for precision in (precisions if kind == "fast" else ["float32"]):  # the article ran float32
+            xla = args.xla and kind == "fast"
+            name = " ".join([kind] + [precision] * (precision != "float32") + ["xla"] * xla)
+            loops[name] = (precision, functools.partial(prepare, kind, preset, batch, args.steps, args.seed,
+                                                        precision, xla))
+    gpus = tf.config.list_physical_devices("GPU")
+    print(f"preset {preset.name}, batch {batch}, {args.rounds} rounds of {args.steps} steps after "
+          f"{args.warmup} warm-up, on " + (f"GPU ({gpus[0].name})" if gpus else "CPU"))
+    results = measure(loops, batch, args.steps, args.warmup, args.rounds)
+    print(f"{'loop':21} {'images/s':>9} {'slowest-fastest':>16} {'ms/step':>8} {'s/epoch':>8}")
     for r in results:
-        print(f"{r['loop']:21} {r['images_per_s']:9.0f} {r['ms_per_step']:8.1f} {r['s_per_epoch']:8.0f} "
-              f"{r['peak_mb']:8.0f}")
+        print(f"{r['loop']:21} {r['images_per_s']:9.0f} {r['slowest']:>8.0f}-{r['fastest']:<7.0f} "
+              f"{r['ms_per_step']:8.1f} {r['s_per_epoch']:8.0f}")
+    print(f"peak memory of this process: {results[-1]['peak_mb']:.0f} MB")
     if results[0]["loop"] == "naive":
         for r in results[1:]:
             print(f"speed-up {r['loop']} / naive: {r['images_per_s'] / results[0]['images_per_s']:.2f}x")

@@ -1,10 +1,30 @@
 import bench
+import models
 
 
 def test_bench_times_both_loops_and_reports_the_ratio(capsys):
-    results = bench.main(["--steps", "2", "--warmup", "1", "--batch", "8"])
+    results = bench.main(["--steps", "2", "--rounds", "3", "--warmup", "1", "--batch", "8"])
     assert [r["loop"] for r in results] == ["naive", "fast", "fast mixed_bfloat16"]
     for r in results:
-        assert r["images_per_s"] > 0 and r["ms_per_step"] > 0 and r["peak_mb"] > 0
+        assert 0 < r["slowest"] <= r["images_per_s"] <= r["fastest"]  # the median round
+        assert r["ms_per_step"] > 0 and r["peak_mb"] > 0
         assert abs(r["s_per_epoch"] - 60_000 / r["images_per_s"]) < 1e-6 * r["s_per_epoch"]
     assert "speed-up fast / naive:" in capsys.readouterr().out
+
+
+def test_xla_is_off_on_a_cpu_unless_asked_for(monkeypatch):
+    built = []
+    build_gan = models.build_gan
+
+    def recording_build_gan(*args, **kwargs):
+        generator, discriminator, gan = build_gan(*args, **kwargs)
+        built.append((discriminator, gan))
+        return generator, discriminator, gan
+
+    monkeypatch.setattr(models, "build_gan", recording_build_gan)
+    common = ["--fast", "--precision", "float32", "--steps", "1", "--rounds", "1", "--warmup", "1", "--batch", "4"]
+    assert [r["loop"] for r in bench.main(common)] == ["fast"]
+    assert [r["loop"] for r in bench.main(common + ["--xla"])] == ["fast xla"]
+    (plain_d, plain_gan), (xla_d, xla_gan) = built
+    assert not plain_d.jit_compile and not plain_gan.jit_compile  # Keras's "auto" on a CPU
+    assert xla_d.jit_compile and xla_gan.jit_compile
