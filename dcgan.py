@@ -65,6 +65,9 @@ def parse_args(argv=None):
                    help="compute precision (default: auto = mixed_bfloat16 on a CPU with AVX512-BF16 or AMX, "
                         "where it measured 1.2x faster with the same FD, else float32). Weights and the "
                         "output layers stay float32")
+    p.add_argument("--xla", choices=["auto", "on", "off"], default="auto",
+                   help="compile the train steps with XLA (default: auto = Keras's choice: on with a GPU, "
+                        "off on a CPU, where bench.py --xla measured it 6.7x slower than even the naive loop)")
     p.add_argument("--eval-every", type=cli.non_negative_int, default=0, metavar="N",
                    help="every N epochs, score 2,000 samples with the judge (FD and class coverage, see "
                         "evaluate.py): added to history.csv and losses.png, a warning when classes collapse "
@@ -153,7 +156,8 @@ def train(args):
 
     keras.mixed_precision.set_global_policy(config["precision"])
     keras.utils.set_random_seed(config["seed"])
-    generator, discriminator, gan = models.build_gan(preset, config["latent"], config["lr"])
+    jit_compile = {"auto": "auto", "on": True, "off": False}[args.xla]
+    generator, discriminator, gan = models.build_gan(preset, config["latent"], config["lr"], jit_compile)
     real_images = tf.constant(data.scale_pixels(images, preset.pixel_range))
     noise_rng = tf.random.Generator.from_seed(config["seed"])
     noise = models.make_sampler(config["noise"], config["latent"], noise_rng)
@@ -162,7 +166,8 @@ def train(args):
     checkpoint = checkpoints.make_checkpoint(generator, discriminator, gan, noise_rng, fixed_noise)
 
     train_step = models.make_train_step(generator, discriminator, gan, batch, noise, noise_rng,
-                                        config["label_noise"], config["fakes_in_training_mode"])
+                                        config["label_noise"], config["fakes_in_training_mode"],
+                                        jit_compile=None if args.xla == "auto" else jit_compile)
 
     # Where the loop starts: a checkpoint holds the epoch in progress, the steps done in it, the shuffling
     # state at that epoch's start (to draw the same order again) and the partial sums of its figures.

@@ -52,6 +52,8 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("dcgan.py", "--limit 0", "argument --limit: must be at least 1"),
     ("dcgan.py", "--seed -1", "argument --seed: must be at least 0"),
     ("dcgan.py", "--preset nope", "argument --preset: invalid choice: 'nope'"),
+    ("dcgan.py", "--xla yes", "argument --xla: invalid choice: 'yes'"),
+    ("bench.py", "--rounds 0", "argument --rounds: must be at least 1, got 0"),
     ("dcgan.py", "--bogus", "unrecognized arguments: --bogus"),
     ("dcgan.py", "--resume --overwrite", "--resume and --overwrite contradict each other"),
     ("dcgan.py", "--batch 500 --data-dir {root}/good --out {root}/o1", "--batch 500 is larger than the 64 training"),
