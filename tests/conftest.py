@@ -37,3 +37,20 @@ def float32_policy_after_each_test():
     yield
     import keras
     keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
+def built_gans(monkeypatch):
+    """Every (discriminator, gan) pair that models.build_gan makes during the test, in order."""
+    import models
+
+    built = []
+    build_gan = models.build_gan
+
+    def recording_build_gan(*args, **kwargs):
+        generator, discriminator, gan = build_gan(*args, **kwargs)
+        built.append((discriminator, gan))
+        return generator, discriminator, gan
+
+    monkeypatch.setattr(models, "build_gan", recording_build_gan)
+    return built

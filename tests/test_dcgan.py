@@ -128,21 +128,10 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(tmp_path, mon
     assert models.resolve_precision("float32") == "float32"
 
 
-def test_xla_flag_compiles_both_train_steps(tiny_data, tmp_path, monkeypatch):
-    import models
-
-    built = []
-    build_gan = models.build_gan
-
-    def recording_build_gan(*args, **kwargs):
-        generator, discriminator, gan = build_gan(*args, **kwargs)
-        built.append((discriminator, gan))
-        return generator, discriminator, gan
-
-    monkeypatch.setattr(models, "build_gan", recording_build_gan)
+def test_xla_flag_compiles_both_train_steps(tiny_data, tmp_path, built_gans):
     history = train_tiny(tiny_data, tmp_path / "xla", "--xla", "on")
     train_tiny(tiny_data, tmp_path / "auto")
-    (xla_d, xla_gan), (auto_d, auto_gan) = built
+    (xla_d, xla_gan), (auto_d, auto_gan) = built_gans
     assert xla_d.jit_compile and xla_gan.jit_compile
     assert not auto_d.jit_compile and not auto_gan.jit_compile  # Keras's "auto" on a CPU
     assert all(np.isfinite(row["d_loss"]) and np.isfinite(row["g_loss"]) for row in history)
