@@ -58,7 +58,7 @@ PRESETS = {p.name: p for p in [
            lr=2e-4, beta_1=0.5, batch=128, epochs=50, grid=5),
     # Not a seed system: legacy's fast layers, Adam's beta_1 0.5 and D's fakes from G in training mode,
     # picked with evaluate.py (3 epochs, seed 11: FD 272 and 10 classes vs legacy's 413 and 8). At 10 epochs
-    # it beats legacy and tutorial but not uniform (FD 257 vs 156, README): due for a new recipe.
+    # it beats legacy and tutorial but not uniform or wide (FD 257 vs 156 and 252, README): due for a new recipe.
     Preset("kit", "the kit's own: C's layers, beta_1 0.5, training-mode fakes", "legacy", "strided",
            latent=100, lr=1e-3, beta_1=0.5, batch=32, epochs=10, grid=5),
     Preset("wide", "E: 512-channel seed map, long training", "deconv", "strided",
