@@ -1,9 +1,10 @@
 """Checkpoints of a run that survive interruption: written atomically, resumed exactly.
 
 Middle floor of the kit. Tensors (G, D, both optimizers, the noise generator's state, the fixed noise,
-Dropout's random state) go through tf.train.Checkpoint; the loop's own position and history go in a
-small JSON file beside them. Each checkpoint is written into a hidden temporary folder and renamed into
-place only when complete, so a write cut short (power loss, kill -9) never replaces a readable checkpoint.
+Dropout's random state, G's weight average) go through tf.train.Checkpoint; the loop's own position and
+history go in a small JSON file beside them. Each checkpoint is written into a hidden temporary folder and
+renamed into place only when complete, so a write cut short (power loss, kill -9) never replaces a
+readable checkpoint.
 
     RUN/checkpoints/epoch_0004_step_000000/{tensors.*, state.json}
 """
@@ -33,12 +34,14 @@ def random_state_variables(model):
     return [v for v in model.variables if id(v) not in weight_ids]
 
 
-def make_checkpoint(generator, discriminator, gan, noise_rng, fixed_noise):
+def make_checkpoint(generator, discriminator, gan, noise_rng, fixed_noise, average=None):
+    """`average`: the run's models.GeneratorAverage, if it keeps one."""
+    extra = dict(generator_average=average.weights + [average.updates]) if average else {}
     return tf.train.Checkpoint(
         generator=generator, discriminator=discriminator,
         d_optimizer=discriminator.optimizer, g_optimizer=gan.optimizer,
         noise_rng=noise_rng, fixed_noise=fixed_noise,
-        dropout_state=random_state_variables(generator) + random_state_variables(discriminator))
+        dropout_state=random_state_variables(generator) + random_state_variables(discriminator), **extra)
 
 
 def _position(path):

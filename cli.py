@@ -48,6 +48,17 @@ def positive_float(text):
     return value
 
 
+def unit_interval(text):
+    """An argparse type: a number in [0, 1), such as a moving average's decay."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
 @contextlib.contextmanager
 def quiet_tensorflow():
     """Wrap the first import of TensorFlow or Keras: keep its C++ start-up notes off the terminal.

@@ -11,6 +11,7 @@ batch, so the frames of a run can be compared and stitched into an animation, an
 Everything lands in one run folder (--out, default `out`): see runs.py for the list.
 """
 
+import contextlib
 import os
 import signal
 import time
@@ -32,7 +33,7 @@ EXIT_INTERRUPTED = 130  # the shell's convention for a program stopped by Ctrl-C
 EXIT_DIVERGED = 3
 # Settings a resumed run must share with the run it continues; the others (--epochs, --data-dir, --ckpt-every)
 # may change between the two.
-FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "seed", "limit", "precision")
+FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "seed", "limit", "precision", "average_decay")
 
 
 def parse_args(argv=None):
@@ -49,6 +50,9 @@ def parse_args(argv=None):
                    help="real images per step; D sees as many fakes beside them (legacy: 32)")
     p.add_argument("--lr", type=cli.positive_float, help="Adam learning rate for D and G (legacy: 1e-3)")
     p.add_argument("--latent", type=cli.positive_int, help="size of the noise vector z (legacy: 100)")
+    p.add_argument("--average-decay", type=cli.unit_interval, metavar="D",
+                   help="draw pictures, generator.keras and scores from a moving average of G's weights with "
+                        "decay D, e.g. 0.999 (kit: 0.999; the seed presets: 0 = off, G as trained)")
     p.add_argument("--seed", type=cli.non_negative_int,
                    help="random seed; the same seed on CPU gives the same history (default: a new one, "
                         "recorded in config.json)")
@@ -89,7 +93,7 @@ def resolve_config(args):
     config = {"preset": preset.name, **{k: v for k, v in asdict(preset).items() if k != "name"}}
     config["pixel_range"] = list(preset.pixel_range)
     config["output_activation"] = preset.output_activation
-    for flag in ("epochs", "batch", "lr", "latent"):
+    for flag in ("epochs", "batch", "lr", "latent", "average_decay"):
         if getattr(args, flag) is not None:
             config[flag] = getattr(args, flag)
     config["seed"] = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
@@ -163,7 +167,9 @@ def train(args):
     noise = models.make_sampler(config["noise"], config["latent"], noise_rng)
     fixed_noise = tf.Variable(noise(config["grid"] ** 2))  # the same z every epoch, so frames show G change
     shuffle = np.random.default_rng(config["seed"])
-    checkpoint = checkpoints.make_checkpoint(generator, discriminator, gan, noise_rng, fixed_noise)
+    decay = config.get("average_decay", 0.0)  # runs made before the kit had averaging have none
+    average = models.GeneratorAverage(generator, decay) if decay else None
+    checkpoint = checkpoints.make_checkpoint(generator, discriminator, gan, noise_rng, fixed_noise, average)
 
     train_step = models.make_train_step(generator, discriminator, gan, batch, noise, noise_rng,
                                         config["label_noise"], config["fakes_in_training_mode"],
@@ -192,7 +198,8 @@ def train(args):
         """At an epoch's end (row given): its frame, its scores if due, its history row. Then, when due or
         on Ctrl-C (no row): generator.keras and a checkpoint."""
         due = row is None or epoch % args.ckpt_every == 0 or epoch == config["epochs"]
-        with models.settled_batchnorm(generator, config["noise"], config["latent"]):  # pictures, files
+        with (average.swapped_in() if average else contextlib.nullcontext()), \
+                models.settled_batchnorm(generator, config["noise"], config["latent"]):  # pictures, files
             if row is not None:
                 samples = data.to_uint8(generator(fixed_noise, training=False).numpy(), preset.pixel_range)
                 viz.save_grid(samples, out / "images" / runs.FRAME_PATTERN.format(epoch), config["grid"],
@@ -233,6 +240,8 @@ def train(args):
                              f"step {step + 1}; training stopped. Kept: "
                              + (f"checkpoint {kept.name} and its generator.keras" if kept else "nothing yet")
                              + "; try a lower --lr", status=EXIT_DIVERGED)
+                if average:
+                    average.update()
                 sums += (d_loss, g_loss, acc_real, acc_fake)
                 if step % 10 == 0 or step == steps - 1:
                     mean = sums / (step + 1)
@@ -259,7 +268,7 @@ def train(args):
 def print_presets():
     """One row per preset: what it builds, how it samples and scales, how it learns."""
     header = ["preset", "G params", "D params", "latent", "pixels", "G output", "loss", "Adam",
-              "batch", "epochs", "grid", "system (../shared/SEEDS.md)"]
+              "G shown", "batch", "epochs", "grid", "system (../shared/SEEDS.md)"]
     rows = []
     for preset in models.PRESETS.values():
         generator, discriminator, _ = models.build_gan(preset)
@@ -268,7 +277,9 @@ def print_presets():
                      preset.output_activation,
                      ("BCE from logits" if preset.logits else "BCE on sigmoid")
                      + (f", label noise {preset.label_noise}" if preset.label_noise else ""),
-                     f"lr {preset.lr:g}, beta_1 {preset.beta_1:g}", str(preset.batch), str(preset.epochs),
+                     f"lr {preset.lr:g}, beta_1 {preset.beta_1:g}",
+                     f"average {preset.average_decay:g}" if preset.average_decay else "as trained",
+                     str(preset.batch), str(preset.epochs),
                      f"{preset.grid}x{preset.grid}", preset.system])
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     for row in [header] + rows:

@@ -53,6 +53,7 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("dcgan.py", "--seed -1", "argument --seed: must be at least 0"),
     ("dcgan.py", "--preset nope", "argument --preset: invalid choice: 'nope'"),
     ("dcgan.py", "--xla yes", "argument --xla: invalid choice: 'yes'"),
+    ("dcgan.py", "--average-decay 1", "argument --average-decay: must be at least 0 and below 1, got 1"),
     ("bench.py", "--rounds 0", "argument --rounds: must be at least 1, got 0"),
     ("dcgan.py", "--bogus", "unrecognized arguments: --bogus"),
     ("dcgan.py", "--resume --overwrite", "--resume and --overwrite contradict each other"),

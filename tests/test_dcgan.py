@@ -55,6 +55,21 @@ def test_same_seed_gives_the_same_history(tiny_data, tmp_path):
     assert strip(read_history(tmp_path / "a")) == strip(read_history(tmp_path / "b"))
 
 
+def test_averaging_changes_the_saved_generator_and_pictures_but_not_training(tiny_data, tmp_path):
+    import keras
+
+    train_tiny(tiny_data, tmp_path / "trained")
+    train_tiny(tiny_data, tmp_path / "averaged", "--average-decay", "0.9")
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert strip(read_history(tmp_path / "trained")) == strip(read_history(tmp_path / "averaged"))
+    assert json.loads((tmp_path / "averaged" / "config.json").read_text())["average_decay"] == 0.9
+    kernels = [[np.asarray(w) for w in keras.models.load_model(tmp_path / run / "generator.keras").weights
+                if w.name == "kernel"] for run in ("trained", "averaged")]
+    assert all(a.shape == b.shape and not np.allclose(a, b) for a, b in zip(*kernels))
+    frames = [iio.imread(tmp_path / run / "images" / "epoch_0002.png") for run in ("trained", "averaged")]
+    assert not np.array_equal(*frames)
+
+
 def test_a_folder_with_a_run_is_not_overwritten_silently(tiny_data, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -76,3 +76,25 @@ def test_settled_batchnorm_uses_current_statistics_and_restores_the_trailing_one
     np.testing.assert_array_equal(after, stale)  # back to the trailing averages on the way out
     assert abs(fresh.std() - np.asarray(generator(z, training=True)).std()) < 0.25 * fresh.std()
     assert not np.allclose(fresh, stale)
+
+
+def test_generator_average_follows_the_weights_and_swaps_in_and_out():
+    generator, _, _ = models.build_gan(models.PRESETS["uniform"])
+    average = models.GeneratorAverage(generator, decay=0.5)
+    start = [w.numpy().copy() for w in generator.trainable_weights]
+    for w in generator.trainable_weights:
+        w.assign(w + 1.0)
+    average.update()  # first update: decay min(0.5, 2/11), so the average moves 9/11 of the way
+    expected = [s + 9 / 11 for s in start]
+    for a, e in zip(average.weights, expected):
+        np.testing.assert_allclose(a.numpy(), e, rtol=1e-6, atol=1e-6)
+    average.update()  # second: min(0.5, 3/12) = 0.25, towards weights that stayed at start + 1
+    expected = [0.25 * e + 0.75 * (s + 1) for e, s in zip(expected, start)]
+    for a, e in zip(average.weights, expected):
+        np.testing.assert_allclose(a.numpy(), e, rtol=1e-6, atol=1e-6)
+
+    with average.swapped_in() as swapped:
+        for w, e in zip(swapped.trainable_weights, expected):
+            np.testing.assert_allclose(w.numpy(), e, rtol=1e-6, atol=1e-6)
+    for w, s in zip(generator.trainable_weights, start):  # the trained weights are back
+        np.testing.assert_array_equal(w.numpy(), s + 1)

@@ -33,9 +33,10 @@ def without_seconds(rows):
     return [row.split(",")[:seconds] + row.split(",")[seconds + 1:] for row in rows]
 
 
-def test_four_epochs_equal_two_plus_resumed_two(tiny_data, tmp_path):
-    dcgan.main(run_args(tiny_data, tmp_path / "once", "--epochs", "4"))
-    dcgan.main(run_args(tiny_data, tmp_path / "split", "--epochs", "2"))
+@pytest.mark.parametrize("averaging", [[], ["--average-decay", "0.9"]], ids=["as trained", "averaged"])
+def test_four_epochs_equal_two_plus_resumed_two(tiny_data, tmp_path, averaging):
+    dcgan.main(run_args(tiny_data, tmp_path / "once", "--epochs", "4", *averaging))
+    dcgan.main(run_args(tiny_data, tmp_path / "split", "--epochs", "2", *averaging))
     dcgan.main(["--resume", "--epochs", "4", "--out", str(tmp_path / "split"), "--data-dir", str(tiny_data)])
     for a, b in zip(generator_weights(tmp_path / "once"), generator_weights(tmp_path / "split")):
         np.testing.assert_array_equal(a, b)
