@@ -86,3 +86,12 @@ def test_warnings_for_collapse_and_rising_fd():
     assert judge.warnings(rising[:4]) == []  # 20 -> 25 -> 28 is only two rises
     collapsed = rising[:2] + [dict(epoch=3, fd=40, classes_covered=4)]
     assert any("only 4 of 10 classes" in w for w in judge.warnings(collapsed))
+
+
+def test_noise_comes_from_the_run_then_the_flag_then_normal(tmp_path):
+    generator = keras.models.load_model(constant_generator(tmp_path / "constant.keras"))
+    run_config = {"noise": "uniform", "pixel_range": [-1, 1]}
+    assert evaluate.sampling_settings(generator, run_config) == ("uniform", (-1, 1))
+    assert evaluate.sampling_settings(generator, None)[0] == "normal"
+    assert evaluate.sampling_settings(generator, None, "uniform")[0] == "uniform"
+    assert evaluate.sampling_settings(generator, run_config, "normal")[0] == "normal"
