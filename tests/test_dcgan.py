@@ -16,6 +16,10 @@ def read_history(run):
         return list(csv.DictReader(f))
 
 
+def without_seconds(rows):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
 def train_tiny(tiny_data, out, *extra):
     return dcgan.main(["--epochs", "2", "--batch", "16", "--limit", "64", "--seed", "3",
                        "--data-dir", str(tiny_data), "--out", str(out), *extra])
@@ -51,8 +55,7 @@ def test_smoke_run_leaves_every_output_and_the_gif_has_one_frame_per_epoch(tiny_
 def test_same_seed_gives_the_same_history(tiny_data, tmp_path):
     train_tiny(tiny_data, tmp_path / "a")
     train_tiny(tiny_data, tmp_path / "b")
-    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
-    assert strip(read_history(tmp_path / "a")) == strip(read_history(tmp_path / "b"))
+    assert without_seconds(read_history(tmp_path / "a")) == without_seconds(read_history(tmp_path / "b"))
 
 
 def test_averaging_changes_the_saved_generator_and_pictures_but_not_training(tiny_data, tmp_path):
@@ -60,8 +63,8 @@ def test_averaging_changes_the_saved_generator_and_pictures_but_not_training(tin
 
     train_tiny(tiny_data, tmp_path / "trained")
     train_tiny(tiny_data, tmp_path / "averaged", "--average-decay", "0.9")
-    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
-    assert strip(read_history(tmp_path / "trained")) == strip(read_history(tmp_path / "averaged"))
+    trained, averaged = (without_seconds(read_history(tmp_path / run)) for run in ("trained", "averaged"))
+    assert trained == averaged
     assert json.loads((tmp_path / "averaged" / "config.json").read_text())["average_decay"] == 0.9
     kernels = [[np.asarray(w) for w in keras.models.load_model(tmp_path / run / "generator.keras").weights
                 if w.name == "kernel"] for run in ("trained", "averaged")]
