@@ -64,6 +64,23 @@ def load_generator(path):
     return generator
 
 
+def read_run_config(config_file):
+    """The run's config.json beside the generator, or None when there is none. Only its noise and pixel
+    range are used; a file that lacks them or names an unknown noise stops here with one line."""
+    if not config_file.is_file():
+        return None
+    try:
+        config = json.loads(config_file.read_text())
+        noise, (low, high) = config["noise"], config["pixel_range"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        cli.fail(f"{config_file} is not a dcgan.py run config ({type(e).__name__}); "
+                 "move the generator out of that folder and pass --noise, or rerun dcgan.py")
+    if noise not in models.NOISE_KINDS or (low, high) not in ((0, 1), (-1, 1)):
+        cli.fail(f"{config_file} names noise {noise!r} and pixel range {[low, high]}; expected noise "
+                 f"{' or '.join(models.NOISE_KINDS)} and [0, 1] or [-1, 1]")
+    return config
+
+
 def sampling_settings(generator, config, noise=None):
     """(noise kind, pixel range): from the run's config.json when there is one, else from the model, with
     `noise` (--noise) for the noise kind when given. A .keras file does not record its noise, and the
@@ -109,7 +126,7 @@ def main(argv=None):
     p.add_argument("--samples", type=cli.int_at_least(100), default=10_000,
                    help="images to generate (default: 10000)")
     p.add_argument("--seed", type=cli.non_negative_int, default=0, help="noise seed (default: 0)")
-    p.add_argument("--noise", choices=["normal", "uniform"],
+    p.add_argument("--noise", choices=models.NOISE_KINDS,
                    help="noise to sample with (default: the run's, from config.json beside the generator; "
                         "normal without one: pass --noise uniform for the kit, uniform and their copies)")
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: the usual search)")
@@ -127,8 +144,7 @@ def main(argv=None):
 def evaluate(args):
     run = Path(args.run or "out")
     path = Path(args.generator) if args.generator else run / "generator.keras"
-    config_file = path.parent / "config.json"
-    config = json.loads(config_file.read_text()) if config_file.is_file() else None
+    config = read_run_config(path.parent / "config.json")
     generator = load_generator(path)
     _, feature_model, info = judge.load_classifier()
     started = time.perf_counter()

@@ -257,9 +257,14 @@ def train_generator(gan, discriminator, noise, real_labels):
     return gan.train_on_batch(noise, real_labels)
 
 
+NOISE_KINDS = ("normal", "uniform")  # the z distributions a preset (or evaluate.py --noise) can name
+
+
 def make_sampler(kind, latent, rng):
     """noise(n) -> a [n, latent] batch of z on the device, drawn from the tf.random.Generator `rng`:
     "normal" N(0, 1), or "uniform" in [-1, 1]."""
+    if kind not in NOISE_KINDS:  # a typo would otherwise train or score on the wrong z without a word
+        raise ValueError(f"noise kind {kind!r} is not one of {', '.join(NOISE_KINDS)}")
     if kind == "uniform":
         return lambda n: rng.uniform((n, latent), -1.0, 1.0)
     return lambda n: rng.normal((n, latent))

@@ -95,3 +95,13 @@ def test_noise_comes_from_the_run_then_the_flag_then_normal(tmp_path):
     assert evaluate.sampling_settings(generator, None)[0] == "normal"
     assert evaluate.sampling_settings(generator, None, "uniform")[0] == "uniform"
     assert evaluate.sampling_settings(generator, run_config, "normal")[0] == "normal"
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"noise": "uniform"}', '{"noise": "gauss", "pixel_range": [-1, 1]}'])
+def test_a_broken_run_config_beside_the_generator_is_a_one_line_error(tmp_path, capsys, text):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(SystemExit):
+        evaluate.read_run_config(tmp_path / "config.json")
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "config.json" in error and "\n" not in error
+    assert evaluate.read_run_config(tmp_path / "absent.json") is None

@@ -65,6 +65,8 @@ def test_uniform_preset_draws_noise_in_minus_one_one():
     assert noise.min() >= -1 and noise.max() <= 1 and noise.min() < -0.9 and noise.max() > 0.9
     normal = models.make_sampler("normal", 100, tf.random.Generator.from_seed(0))(500).numpy()
     assert normal.max() > 2.5  # a normal draw of 50,000 numbers goes past the uniform's edge
+    with pytest.raises(ValueError, match="not one of normal, uniform"):
+        models.make_sampler("gaussian", 100, tf.random.Generator.from_seed(0))  # no silent fallback to normal
 
 
 def test_unknown_preset_is_one_line_listing_the_valid_names(tmp_path):
