@@ -21,6 +21,7 @@ import data
 import judge  # imports TensorFlow quietly (cli.quiet_tensorflow), so import keras/tf only after it
 import metrics
 import models
+import sampling
 
 ROWS = [  # (key, label, how to read it)
     ("fd", "Frechet distance (FD)", "lower is better"),
@@ -46,58 +47,6 @@ def score(feats, probs, reference, seed=0):
                 classifier_score=metrics.classifier_score(probs),
                 **metrics.class_coverage(probs),
                 precision=precision, recall=recall)
-
-
-def load_generator(path):
-    """A saved generator: a Keras model mapping (n, latent) noise to (n, 28, 28, 1) images."""
-    import keras
-
-    path = Path(path)
-    if not path.is_file():
-        cli.fail(f"generator file {path} not found; train one with python dcgan.py, or pass --generator PATH")
-    try:
-        generator = keras.models.load_model(path)
-    except Exception as e:  # Keras raises many types for a file that is not one of its models
-        cli.fail(f"{path} is not a Keras model file ({type(e).__name__}); pass a generator.keras saved by dcgan.py")
-    if len(generator.input_shape) != 2 or tuple(generator.output_shape[1:]) != (28, 28, 1):
-        cli.fail(f"{path} maps {generator.input_shape} to {generator.output_shape}, not noise to 28x28x1 images")
-    return generator
-
-
-def read_run_config(config_file):
-    """The run's config.json beside the generator, or None when there is none. Only its noise and pixel
-    range are used; a file that lacks them or names an unknown noise stops here with one line."""
-    if not config_file.is_file():
-        return None
-    try:
-        config = json.loads(config_file.read_text())
-        noise, (low, high) = config["noise"], config["pixel_range"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        cli.fail(f"{config_file} is not a dcgan.py run config ({type(e).__name__}); "
-                 "move the generator out of that folder and pass --noise, or rerun dcgan.py")
-    if noise not in models.NOISE_KINDS or (low, high) not in ((0, 1), (-1, 1)):
-        cli.fail(f"{config_file} names noise {noise!r} and pixel range {[low, high]}; expected noise "
-                 f"{' or '.join(models.NOISE_KINDS)} and [0, 1] or [-1, 1]")
-    return config
-
-
-def sampling_settings(generator, config, noise=None):
-    """(noise kind, pixel range): from the run's config.json when there is one, else from the model, with
-    `noise` (--noise) for the noise kind when given. A .keras file does not record its noise, and the
-    wrong kind moves the scores: uniform's seed-11 G scored FD 156 on its uniform noise, 139 on normal."""
-    if config:
-        return noise or config["noise"], tuple(config["pixel_range"])
-    activation = getattr(generator.layers[-1], "activation", None)
-    return noise or "normal", ((0, 1) if getattr(activation, "__name__", "") == "sigmoid" else (-1, 1))
-
-
-def sample(generator, count, noise_kind, pixel_range, seed):
-    import tensorflow as tf
-
-    noise = models.make_sampler(noise_kind, generator.input_shape[1], tf.random.Generator.from_seed(seed))
-    images = [np.asarray(generator(noise(min(1000, count - start)), training=False))
-              for start in range(0, count, 1000)]
-    return data.to_uint8(np.concatenate(images), pixel_range)
 
 
 def print_table(generated, real, title):
@@ -144,8 +93,7 @@ def main(argv=None):
 def evaluate(args):
     run = Path(args.run or "out")
     path = Path(args.generator) if args.generator else run / "generator.keras"
-    config = read_run_config(path.parent / "config.json")
-    generator = load_generator(path)
+    generator, noise_kind, pixel_range = sampling.load(path, args.noise)
     _, feature_model, info = judge.load_classifier()
     started = time.perf_counter()
     data_dir = data.find_data_dir(args.data_dir)
@@ -153,10 +101,7 @@ def evaluate(args):
     test_images, _ = data.load_split("test", data_dir)
     reference, _ = judge.features_and_probabilities(feature_model, test_images)
     train_features, train_probs = judge.features_and_probabilities(feature_model, train_images)
-    noise_kind, pixel_range = sampling_settings(generator, config, args.noise)
-    if not config and not args.noise:
-        print(f"no config.json beside {path}: sampling normal noise (--noise uniform for a kit or uniform G)")
-    images = sample(generator, args.samples, noise_kind, pixel_range, args.seed)
+    images = sampling.sample(generator, args.samples, noise_kind, pixel_range, args.seed)
     sample_features, sample_probs = judge.features_and_probabilities(feature_model, images)
     generated = score(sample_features, sample_probs, reference, args.seed)
     real_subset = np.random.default_rng(args.seed).choice(len(train_images), args.samples, replace=False)

@@ -3,6 +3,7 @@
 Bottom floor of the kit: files only, nothing of GANs.
 
     RUN/config.json  history.csv  images/epoch_NNNN.png  generator.keras  losses.png  dcgan.gif
+        eval.json (evaluate.py)  samples.png  walks.png (generate.py)
         checkpoints/ (see checkpoints.py)
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds", "fd", "classes_covered"]
 RUN_FILES = ["config.json", "history.csv", "generator.keras", "generator_best.keras", "losses.png", "dcgan.gif",
-             "eval.json"]
+             "eval.json", "samples.png", "walks.png"]
 RUN_FOLDERS = ["images", "checkpoints"]
 FRAME_PATTERN = "epoch_{:04d}.png"
 FRAME_NAME = re.compile(r"epoch_(\d+)\.png$")  # reads FRAME_PATTERN back, past 9999 epochs too

@@ -87,21 +87,3 @@ def test_warnings_for_collapse_and_rising_fd():
     collapsed = rising[:2] + [dict(epoch=3, fd=40, classes_covered=4)]
     assert any("only 4 of 10 classes" in w for w in judge.warnings(collapsed))
 
-
-def test_noise_comes_from_the_run_then_the_flag_then_normal(tmp_path):
-    generator = keras.models.load_model(constant_generator(tmp_path / "constant.keras"))
-    run_config = {"noise": "uniform", "pixel_range": [-1, 1]}
-    assert evaluate.sampling_settings(generator, run_config) == ("uniform", (-1, 1))
-    assert evaluate.sampling_settings(generator, None)[0] == "normal"
-    assert evaluate.sampling_settings(generator, None, "uniform")[0] == "uniform"
-    assert evaluate.sampling_settings(generator, run_config, "normal")[0] == "normal"
-
-
-@pytest.mark.parametrize("text", ["{not json", '{"noise": "uniform"}', '{"noise": "gauss", "pixel_range": [-1, 1]}'])
-def test_a_broken_run_config_beside_the_generator_is_a_one_line_error(tmp_path, capsys, text):
-    (tmp_path / "config.json").write_text(text)
-    with pytest.raises(SystemExit):
-        evaluate.read_run_config(tmp_path / "config.json")
-    error = capsys.readouterr().err.strip()
-    assert error.startswith("error: ") and "config.json" in error and "\n" not in error
-    assert evaluate.read_run_config(tmp_path / "absent.json") is None

@@ -1,0 +1,87 @@
+"""Draw new images from a trained generator: a grid of fresh samples, and walks through its noise space.
+
+    python generate.py                          # out/generator.keras -> out/samples.png and out/walks.png
+    python generate.py --run runs/kit --count 100 --seed 3
+    python generate.py --generator g.keras --noise uniform --walks 0
+
+Each row of walks.png goes in equal steps from one noise vector to another. If the generator has learned
+a smooth map rather than a lookup table, the images change gradually along the way (a shirt turns into a
+pullover, a sandal into a sneaker) and every step in between is itself a plausible garment.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+import cli
+import models
+import sampling
+import viz
+
+
+def interpolate(start, end, steps):
+    """[steps, latent] points from `start` to `end` (both included) along the great circle (slerp).
+    Why not the straight line: a random z of 100 numbers nearly always has about the same length (10 for
+    normal noise, 5.8 for uniform), the only lengths the generator ever saw, and the line's middle is
+    about 0.7 of that. Measured on 2,000 midpoints: legacy's G drew FD 413 and 7 classes on the line,
+    282 and 9 on the circle (274 at the ends); the seed-11 kit G, 171 on the line, 141 on the circle (142 at
+    the ends)."""
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    cos_angle = np.dot(start, end) / (np.linalg.norm(start) * np.linalg.norm(end))
+    angle = np.arccos(np.clip(cos_angle, -1.0, 1.0))
+    if np.sin(angle) < 1e-6:  # (anti)parallel: the circle is not defined, the line is as good
+        return (1 - t) * start + t * end
+    return (np.sin((1 - t) * angle) * start + np.sin(t * angle) * end) / np.sin(angle)
+
+
+def walk_noise(generator, walks, steps, noise_kind, seed):
+    """[walks * steps, latent]: row after row, each from one random z to another."""
+    ends = sampling.noise(generator, 2 * walks, noise_kind, seed + 1)  # +1: not the samples' own noise
+    return np.concatenate([interpolate(ends[2 * i], ends[2 * i + 1], steps) for i in range(walks)])
+
+
+def grid_shape(count):
+    """(rows, cols) of the most nearly square grid that holds `count` images."""
+    cols = int(np.ceil(np.sqrt(count)))
+    return int(np.ceil(count / cols)), cols
+
+
+def generate(path, out, count, walks, steps, seed, noise=None):
+    generator, noise_kind, pixel_range = sampling.load(path, noise)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "samples.png"]
+    viz.save_grid(sampling.sample(generator, count, noise_kind, pixel_range, seed), written[0], *grid_shape(count))
+    if walks:
+        written.append(out / "walks.png")
+        images = sampling.draw(generator, walk_noise(generator, walks, steps, noise_kind, seed), pixel_range)
+        viz.save_grid(images, written[1], walks, steps)
+    print(f"wrote {' and '.join(map(str, written))} ({noise_kind} noise, seed {seed})")
+    return written
+
+
+def main(argv=None):
+    p = cli.OneLineParser(prog="generate.py", description="Draw new images from a trained generator: a grid "
+                                                          "of samples and walks between noise vectors.")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--run", help="run folder written by dcgan.py (default: out)")
+    what.add_argument("--generator", help="a generator .keras file (e.g. RUN/generator_best.keras)")
+    p.add_argument("--count", type=cli.int_at_least(1), default=64, help="images in samples.png (default: 64)")
+    p.add_argument("--walks", type=cli.non_negative_int, default=8,
+                   help="rows in walks.png, one walk each; 0 skips it (default: 8)")
+    p.add_argument("--steps", type=cli.int_at_least(2), default=10, help="images per walk (default: 10)")
+    p.add_argument("--seed", type=cli.non_negative_int, default=0,
+                   help="noise seed: the same seed draws the same images (default: 0)")
+    p.add_argument("--noise", choices=models.NOISE_KINDS,
+                   help="noise to draw (default: the run's, from config.json beside the generator; normal "
+                        "without one)")
+    p.add_argument("--out", help="folder for the pictures (default: the generator's folder)")
+    args = p.parse_args(argv)
+    path = Path(args.generator) if args.generator else Path(args.run or "out") / "generator.keras"
+    out = Path(args.out) if args.out else path.parent
+    if out.exists() and not out.is_dir():
+        cli.fail(f"--out {out} is a file; give a folder for samples.png and walks.png")
+    return generate(path, out, args.count, args.walks, args.steps, args.seed, args.noise)
+
+
+if __name__ == "__main__":
+    main()

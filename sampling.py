@@ -1,0 +1,84 @@
+"""A saved generator: load it, and draw images with the noise it was trained on.
+
+Shared by evaluate.py (scores the images) and generate.py (shows them). A .keras file does not record
+which noise its generator learned from, and the wrong kind changes the pictures and the scores (uniform's
+seed-11 G scored FD 156 on its own uniform noise, 139 on normal), so the noise kind and the pixel range
+come from the run's config.json beside the file, else from --noise, else normal noise.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import cli
+import data
+import models
+
+BATCH = 1000  # images per generator call: bounded memory for any --count or --samples
+
+
+def load(path, noise=None):
+    """(generator, noise kind, pixel range) for a generator .keras file; `noise` (a flag) wins over the
+    run's config.json. Every way the file or its config can be wrong is a one-line error."""
+    path = Path(path)
+    config = read_run_config(path.parent / "config.json")
+    generator = load_generator(path)
+    if config:
+        return generator, noise or config["noise"], tuple(config["pixel_range"])
+    if not noise:
+        print(f"no config.json beside {path}: sampling normal noise (--noise uniform for a kit or uniform G)")
+    activation = getattr(generator.layers[-1], "activation", None)
+    return generator, noise or "normal", ((0, 1) if getattr(activation, "__name__", "") == "sigmoid" else (-1, 1))
+
+
+def load_generator(path):
+    """A saved generator: a Keras model mapping (n, latent) noise to (n, 28, 28, 1) images."""
+    import keras
+
+    if not path.is_file():
+        cli.fail(f"generator file {path} not found; train one with python dcgan.py, or pass --generator PATH")
+    try:
+        generator = keras.models.load_model(path)
+    except Exception as e:  # Keras raises many types for a file that is not one of its models
+        cli.fail(f"{path} is not a Keras model file ({type(e).__name__}); pass a generator.keras saved by dcgan.py")
+    if len(generator.input_shape) != 2 or tuple(generator.output_shape[1:]) != (28, 28, 1):
+        cli.fail(f"{path} maps {generator.input_shape} to {generator.output_shape}, not noise to 28x28x1 images")
+    return generator
+
+
+def read_run_config(config_file):
+    """The run's config.json beside the generator, or None when there is none. Only its noise and pixel
+    range are used; a file that lacks them or names an unknown noise stops here with one line."""
+    if not config_file.is_file():
+        return None
+    try:
+        config = json.loads(config_file.read_text())
+        noise, (low, high) = config["noise"], config["pixel_range"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        cli.fail(f"{config_file} is not a dcgan.py run config ({type(e).__name__}); "
+                 "move the generator out of that folder and pass --noise, or rerun dcgan.py")
+    if noise not in models.NOISE_KINDS or (low, high) not in ((0, 1), (-1, 1)):
+        cli.fail(f"{config_file} names noise {noise!r} and pixel range {[low, high]}; expected noise "
+                 f"{' or '.join(models.NOISE_KINDS)} and [0, 1] or [-1, 1]")
+    return config
+
+
+def noise(generator, count, noise_kind, seed):
+    """[count, latent] float32 z, the same for the same seed. Drawn BATCH at a time, as evaluate.py
+    always has, so the README's scores come back exactly from the same --seed."""
+    import tensorflow as tf
+
+    draw = models.make_sampler(noise_kind, generator.input_shape[1], tf.random.Generator.from_seed(seed))
+    return np.concatenate([np.asarray(draw(min(BATCH, count - start)), np.float32)
+                           for start in range(0, count, BATCH)])
+
+
+def draw(generator, z, pixel_range):
+    """uint8 [n, 28, 28] images for the noise z, BATCH at a time, BatchNorm in inference mode."""
+    images = [np.asarray(generator(z[start:start + BATCH], training=False)) for start in range(0, len(z), BATCH)]
+    return data.to_uint8(np.concatenate(images), pixel_range)
+
+
+def sample(generator, count, noise_kind, pixel_range, seed):
+    return draw(generator, noise(generator, count, noise_kind, seed), pixel_range)
