@@ -12,7 +12,6 @@ the generator file).
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -20,7 +19,6 @@ import cli
 import data
 import judge  # imports TensorFlow quietly (cli.quiet_tensorflow), so import keras/tf only after it
 import metrics
-import models
 import sampling
 
 ROWS = [  # (key, label, how to read it)
@@ -67,17 +65,12 @@ def print_table(generated, real, title):
 def main(argv=None):
     p = cli.OneLineParser(prog="evaluate.py", description="Score a generator with metrics native to "
                                                           "Fashion-MNIST, beside the same figures for real data.")
-    what = p.add_mutually_exclusive_group()
-    what.add_argument("--run", help="run folder written by dcgan.py (default: out)")
-    what.add_argument("--generator", help="a generator .keras file to score")
+    what = sampling.add_flags(p, "to score")
     what.add_argument("--train-classifier", action="store_true",
                       help="train the judge's classifier on the training split and save it under judge/")
     p.add_argument("--samples", type=cli.int_at_least(100), default=10_000,
                    help="images to generate (default: 10000)")
     p.add_argument("--seed", type=cli.non_negative_int, default=0, help="noise seed (default: 0)")
-    p.add_argument("--noise", choices=models.NOISE_KINDS,
-                   help="noise to sample with (default: the run's, from config.json beside the generator; "
-                        "normal without one: pass --noise uniform for the kit, uniform and their copies)")
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: the usual search)")
     args = p.parse_args(argv)
     try:
@@ -91,8 +84,7 @@ def main(argv=None):
 
 
 def evaluate(args):
-    run = Path(args.run or "out")
-    path = Path(args.generator) if args.generator else run / "generator.keras"
+    path = sampling.path_from(args)
     generator, noise_kind, pixel_range = sampling.load(path, args.noise)
     _, feature_model, info = judge.load_classifier()
     started = time.perf_counter()

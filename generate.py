@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 import cli
-import models
 import sampling
 import viz
 
@@ -62,21 +61,16 @@ def generate(path, out, count, walks, steps, seed, noise=None):
 def main(argv=None):
     p = cli.OneLineParser(prog="generate.py", description="Draw new images from a trained generator: a grid "
                                                           "of samples and walks between noise vectors.")
-    what = p.add_mutually_exclusive_group()
-    what.add_argument("--run", help="run folder written by dcgan.py (default: out)")
-    what.add_argument("--generator", help="a generator .keras file (e.g. RUN/generator_best.keras)")
+    sampling.add_flags(p, "to draw from")
     p.add_argument("--count", type=cli.int_at_least(1), default=64, help="images in samples.png (default: 64)")
     p.add_argument("--walks", type=cli.non_negative_int, default=8,
                    help="rows in walks.png, one walk each; 0 skips it (default: 8)")
     p.add_argument("--steps", type=cli.int_at_least(2), default=10, help="images per walk (default: 10)")
     p.add_argument("--seed", type=cli.non_negative_int, default=0,
                    help="noise seed: the same seed draws the same images (default: 0)")
-    p.add_argument("--noise", choices=models.NOISE_KINDS,
-                   help="noise to draw (default: the run's, from config.json beside the generator; normal "
-                        "without one)")
     p.add_argument("--out", help="folder for the pictures (default: the generator's folder)")
     args = p.parse_args(argv)
-    path = Path(args.generator) if args.generator else Path(args.run or "out") / "generator.keras"
+    path = sampling.path_from(args)
     out = Path(args.out) if args.out else path.parent
     if out.exists() and not out.is_dir():
         cli.fail(f"--out {out} is a file; give a folder for samples.png and walks.png")

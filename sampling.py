@@ -18,6 +18,22 @@ import models
 BATCH = 1000  # images per generator call: bounded memory for any --count or --samples
 
 
+def add_flags(parser, what):
+    """--run / --generator (which generator) and --noise, the same in every script that samples one.
+    Returns the --run/--generator group, for a script to add other exclusive choices to."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--run", help="run folder written by dcgan.py: uses its generator.keras (default: out)")
+    which.add_argument("--generator", help=f"a generator .keras file {what} (e.g. RUN/generator_best.keras)")
+    parser.add_argument("--noise", choices=models.NOISE_KINDS,
+                        help="noise to sample with (default: the run's, from config.json beside the generator; "
+                             "normal without one: pass --noise uniform for the kit, uniform and their copies)")
+    return which
+
+
+def path_from(args):
+    return Path(args.generator) if args.generator else Path(args.run or "out") / "generator.keras"
+
+
 def load(path, noise=None):
     """(generator, noise kind, pixel range) for a generator .keras file; `noise` (a flag) wins over the
     run's config.json. Every way the file or its config can be wrong is a one-line error."""
