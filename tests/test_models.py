@@ -98,3 +98,21 @@ def test_generator_average_follows_the_weights_and_swaps_in_and_out():
             np.testing.assert_allclose(w.numpy(), e, rtol=1e-6, atol=1e-6)
     for w, s in zip(generator.trainable_weights, start):  # the trained weights are back
         np.testing.assert_array_equal(w.numpy(), s + 1)
+
+
+def test_label_noise_keeps_labels_in_zero_one_where_bce_has_a_floor():
+    import keras
+    import tensorflow as tf
+
+    labels = tf.concat([tf.zeros((500, 1)), tf.ones((500, 1))], axis=0)
+    soft = models.jittered_labels(labels, 0.05, tf.random.Generator.from_seed(0)).numpy()
+    fakes, reals = soft[:500], soft[500:]
+    assert 0 <= fakes.min() and fakes.max() < 0.05 and fakes.std() > 0.01
+    assert 0.95 < reals.min() and reals.max() <= 1 and reals.std() > 0.01
+    # Why it matters: Keras 3's BCE on a sigmoid uses its logits, and a label above 1 has no floor there.
+    logit = keras.Input((1,))
+    sigmoid = keras.Model(logit, keras.layers.Activation("sigmoid")(logit))
+    sure_it_is_real = sigmoid(np.full((500, 1), 1e4, np.float32))
+    bce = keras.losses.BinaryCrossentropy()
+    assert float(bce(reals, sure_it_is_real)) >= 0
+    assert float(bce(np.full((500, 1), 1.05), sure_it_is_real)) < -100  # 1 + noise: the surer, the lower
