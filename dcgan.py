@@ -261,7 +261,7 @@ def train(args):
 
     viz.plot_losses(history, out / "losses.png", title=f"DCGAN, preset {preset.name}")
     print(f"done: {len(history)} epoch(s) in {sum(r['seconds'] for r in history):.0f} s; outputs in {out}/ "
-          f"(next: python make_gif.py --run {out})")
+          f"(next: python make_gif.py --run {out}; python generate.py --run {out}; python evaluate.py --run {out})")
     return history
 
 
