@@ -29,7 +29,7 @@ import models
 import runs
 import viz
 
-EXIT_INTERRUPTED = 130  # the shell's convention for a program stopped by Ctrl-C
+EXIT_INTERRUPTED = 130  # the shell's convention for a program stopped by Ctrl-C: 128 + SIGINT (143: SIGTERM)
 EXIT_DIVERGED = 3
 # Settings a resumed run must share with the run it continues; the others (--epochs, --data-dir, --ckpt-every)
 # may change between the two.
@@ -118,20 +118,24 @@ def config_for_resume(args, out):
 
 
 class StopOnInterrupt:
-    """While active, Ctrl-C (SIGINT) only raises a flag; the loop finishes its step, saves, and exits."""
+    """While active, Ctrl-C (SIGINT) or a polite kill (SIGTERM: `kill`, `docker stop`, a batch scheduler's
+    time limit) only records the signal; the loop finishes its step, saves, and exits."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.requested = False
+        self.received = None
 
     def __enter__(self):
-        self._previous = signal.signal(signal.SIGINT, self._request)
+        self._previous = {s: signal.signal(s, self._request) for s in self.SIGNALS}
         return self
 
     def _request(self, signum, frame):
-        self.requested = True
+        self.received = signal.Signals(signum)
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._previous)
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 def train(args):
@@ -247,11 +251,11 @@ def train(args):
                     mean = sums / (step + 1)
                     bar.set_postfix_str(f"d_loss={mean[0]:.3f} g_loss={mean[1]:.3f} "
                                         f"acc_real={mean[2]:.2f} acc_fake={mean[3]:.2f}", refresh=False)
-                if interrupt.requested:
+                if interrupt.received:
                     bar.close()
                     saved = save_progress(epoch, step + 1, shuffle_state, sums, time.perf_counter() - started)
-                    cli.fail(f"interrupted; saved checkpoint {saved.name}. Continue with: "
-                             f"python dcgan.py --resume --out {out}", status=EXIT_INTERRUPTED)
+                    cli.fail(f"interrupted ({interrupt.received.name}); saved checkpoint {saved.name}. Continue "
+                             f"with: python dcgan.py --resume --out {out}", status=128 + interrupt.received)
             mean = sums / steps
             seconds = time.perf_counter() - started
             save_progress(epoch, steps, shuffle_state, sums, seconds, row=dict(

@@ -126,14 +126,15 @@ def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(slow_data, tmp_path)
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2", "3"]
 
 
-def test_sigint_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path):
+@pytest.mark.parametrize("stop, status", [(signal.SIGINT, dcgan.EXIT_INTERRUPTED), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path, stop, status):
     run = tmp_path / "run"
     process = start_training(slow_data, run, epochs=3)
     wait_for_checkpoint(run, process)
     time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == dcgan.EXIT_INTERRUPTED
+    assert process.returncode == status
     assert "Traceback" not in err and "python dcgan.py --resume --out" in err
     epoch, step = checkpoints._position(checkpoints.latest(run))
     assert epoch == 2 and 0 < step < 200  # mid-epoch, where Ctrl-C landed
