@@ -39,6 +39,9 @@ def walk_noise(generator, walks, steps, noise_kind, seed):
     return np.concatenate([interpolate(ends[2 * i], ends[2 * i + 1], steps) for i in range(walks)])
 
 
+MAX_IMAGES = 2500  # per picture: a 50x50 grid is already 3,000 pixels wide
+
+
 def grid_shape(count):
     """(rows, cols) of the most nearly square grid that holds `count` images."""
     cols = int(np.ceil(np.sqrt(count)))
@@ -47,7 +50,10 @@ def grid_shape(count):
 
 def generate(path, out, count, walks, steps, seed, noise=None):
     generator, noise_kind, pixel_range = sampling.load(path, noise)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        cli.fail(f"cannot write to --out {out} ({e.strerror}); choose a folder you can write to")
     written = [out / "samples.png"]
     viz.save_grid(sampling.sample(generator, count, noise_kind, pixel_range, seed), written[0], *grid_shape(count))
     if walks:
@@ -70,6 +76,9 @@ def main(argv=None):
                    help="noise seed: the same seed draws the same images (default: 0)")
     p.add_argument("--out", help="folder for the pictures (default: the generator's folder)")
     args = p.parse_args(argv)
+    if max(args.count, args.walks * args.steps) > MAX_IMAGES:
+        cli.fail(f"--count and --walks x --steps may be {MAX_IMAGES} at most per picture; for more images, "
+                 "run again with another --seed")
     path = sampling.path_from(args)
     out = Path(args.out) if args.out else path.parent
     if out.exists() and not out.is_dir():

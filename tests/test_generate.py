@@ -91,6 +91,8 @@ def test_a_broken_run_config_beside_the_generator_is_a_one_line_error(tmp_path, 
 @pytest.mark.parametrize("args, message", [
     (["--steps", "1"], "--steps"),
     (["--count", "0"], "--count"),
+    (["--count", "2501"], "2500 at most"),
+    (["--walks", "100", "--steps", "26"], "2500 at most"),
     (["--run", "nowhere"], "generator file nowhere/generator.keras not found"),
     (["--out", "a_file"], "--out a_file is a file"),
 ])
