@@ -257,7 +257,7 @@ def train_generator(gan, discriminator, noise, real_labels):
     return gan.train_on_batch(noise, real_labels)
 
 
-NOISE_KINDS = ("normal", "uniform")  # the z distributions a preset (or evaluate.py --noise) can name
+NOISE_KINDS = ("normal", "uniform")  # the z distributions a preset (or --noise of sampling.py) can name
 
 
 def make_sampler(kind, latent, rng):
@@ -276,9 +276,8 @@ def jittered_labels(labels, label_noise, rng):
 
     Why toward 0.5 and not simply + noise: Keras 3 computes BCE on a sigmoid from its logits, and with a
     label y above 1 that loss, x * (1 - y) + log(1 + exp(-x)), falls without end as the logit x grows.
-    D then learns to shout: with + noise, upsample's 10-epoch run drew a single class after epoch 1
-    (mean D loss 5.6) and its D loss ran to 86,151 in epoch 2. Inside [0, 1] the loss never falls below
-    the label's entropy."""
+    D then learns to shout: with + noise, upsample's running-mean D loss reached 86,151 in epoch 2 of a
+    10-epoch run. Inside [0, 1] the loss never falls below the label's entropy."""
     return labels + label_noise * rng.uniform(tf.shape(labels)) * (1.0 - 2.0 * labels)
 
 
