@@ -85,8 +85,8 @@ def noise(generator, count, noise_kind, seed):
     always has, so the README's scores come back exactly from the same --seed."""
     import tensorflow as tf
 
-    draw = models.make_sampler(noise_kind, generator.input_shape[1], tf.random.Generator.from_seed(seed))
-    return np.concatenate([np.asarray(draw(min(BATCH, count - start)), np.float32)
+    sampler = models.make_sampler(noise_kind, generator.input_shape[1], tf.random.Generator.from_seed(seed))
+    return np.concatenate([np.asarray(sampler(min(BATCH, count - start)), np.float32)
                            for start in range(0, count, BATCH)])
 
 

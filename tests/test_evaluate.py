@@ -86,4 +86,3 @@ def test_warnings_for_collapse_and_rising_fd():
     assert judge.warnings(rising[:4]) == []  # 20 -> 25 -> 28 is only two rises
     collapsed = rising[:2] + [dict(epoch=3, fd=40, classes_covered=4)]
     assert any("only 4 of 10 classes" in w for w in judge.warnings(collapsed))
-
