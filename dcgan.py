@@ -31,9 +31,12 @@ import viz
 
 EXIT_INTERRUPTED = 130  # the shell's convention for a program stopped by Ctrl-C: 128 + SIGINT (143: SIGTERM)
 EXIT_DIVERGED = 3
-# Settings a resumed run must share with the run it continues; the others (--epochs, --data-dir, --ckpt-every)
-# may change between the two.
+# Settings a resumed run must share with the run it continues; --epochs, --data-dir, --xla and the habits
+# below may change between the two.
 FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "seed", "limit", "precision", "average_decay")
+# What a run measures and saves, with the flags' defaults; config.json records the run's own, which a
+# resumed run keeps unless the flag is given again.
+RUN_HABITS = {"eval_every": 0, "ckpt_every": 1}
 
 
 def parse_args(argv=None):
@@ -64,7 +67,7 @@ def parse_args(argv=None):
                    help="replace the run already in --out (only the kit's own files are removed)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint, with its settings; --epochs may "
-                        "raise the total")
+                        "raise the total, --eval-every and --ckpt-every may change")
     p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"],
                    help="compute precision (default: auto = mixed_bfloat16 on a CPU with AVX512-BF16 or AMX, "
                         "where it measured 1.2x faster with the same FD, else float32). Weights and the "
@@ -72,13 +75,14 @@ def parse_args(argv=None):
     p.add_argument("--xla", choices=["auto", "on", "off"], default="auto",
                    help="compile the train steps with XLA (default: auto = Keras's choice: on with a GPU, "
                         "off on a CPU, where bench.py --xla measured it 6.7x slower than even the naive loop)")
-    p.add_argument("--eval-every", type=cli.non_negative_int, default=0, metavar="N",
+    p.add_argument("--eval-every", type=cli.non_negative_int, metavar="N",
                    help="every N epochs, score 2,000 samples with the judge (FD and class coverage, see "
                         "evaluate.py): added to history.csv and losses.png, a warning when classes collapse "
                         "or FD keeps rising, and the best-FD generator kept as generator_best.keras "
-                        "(default: 0, off)")
-    p.add_argument("--ckpt-every", type=cli.positive_int, default=1, metavar="N",
-                   help="write a checkpoint (and generator.keras) every N epochs and at the end (default: 1)")
+                        "(default: 0, off; --resume keeps the run's own)")
+    p.add_argument("--ckpt-every", type=cli.positive_int, metavar="N",
+                   help="write a checkpoint (and generator.keras) every N epochs and at the end (default: 1; "
+                        "--resume keeps the run's own)")
     args = p.parse_args(argv)
     if args.resume and args.overwrite:
         p.error("--resume and --overwrite contradict each other; choose one")
@@ -99,6 +103,16 @@ def resolve_config(args):
     config["seed"] = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     config["limit"] = args.limit
     config["precision"] = models.resolve_precision(args.precision or "auto")
+    config.update(RUN_HABITS)
+    return with_habits_given(args, config)
+
+
+def with_habits_given(args, config):
+    """The run's habits, as recorded or as the flags now say: they change what is measured and saved, never
+    what is trained, so a resumed run may change them."""
+    for habit in RUN_HABITS:
+        if getattr(args, habit) is not None:
+            config[habit] = getattr(args, habit)
     return config
 
 
@@ -114,7 +128,7 @@ def config_for_resume(args, out):
                                 "drop the flag to resume, or start a new run in another --out")
     if args.epochs is not None:
         config["epochs"] = args.epochs
-    return config
+    return with_habits_given(args, {**RUN_HABITS, **config})  # runs made before habits were recorded: defaults
 
 
 class StopOnInterrupt:
@@ -193,7 +207,7 @@ def train(args):
             epoch, first_step, sums, seconds_before = epoch + 1, 0, np.zeros(4), 0.0
         print(f"resuming {out} at epoch {epoch}, step {first_step} (checkpoint {last.name})")
 
-    scorer = judge.make_quick_scorer(data_dir) if args.eval_every else None
+    scorer = judge.make_quick_scorer(data_dir) if config["eval_every"] else None
     if scorer:  # its own noise, so scoring never shifts the training stream (exact resume)
         eval_noise = models.make_sampler(config["noise"], config["latent"], tf.random.Generator.from_seed(1))(
             judge.QUICK_SAMPLES)
@@ -201,14 +215,14 @@ def train(args):
     def save_progress(epoch, step, shuffle_state, sums, seconds, row=None):
         """At an epoch's end (row given): its frame, its scores if due, its history row. Then, when due or
         on Ctrl-C (no row): generator.keras and a checkpoint."""
-        due = row is None or epoch % args.ckpt_every == 0 or epoch == config["epochs"]
+        due = row is None or epoch % config["ckpt_every"] == 0 or epoch == config["epochs"]
         with (average.swapped_in() if average else contextlib.nullcontext()), \
                 models.settled_batchnorm(generator, config["noise"], config["latent"]):  # pictures, files
             if row is not None:
                 samples = data.to_uint8(generator(fixed_noise, training=False).numpy(), preset.pixel_range)
                 viz.save_grid(samples, out / "images" / runs.FRAME_PATTERN.format(epoch), config["grid"],
                               config["grid"])
-                if scorer and epoch % args.eval_every == 0:
+                if scorer and epoch % config["eval_every"] == 0:
                     images = data.to_uint8(generator(eval_noise, training=False).numpy(), preset.pixel_range)
                     row.update(scorer(images))
                     for warning in judge.warnings(history + [row]):

@@ -1,5 +1,6 @@
 """Nothing lost: checkpoints, exact resume, Ctrl-C, kill -9, NaN, and a clear answer to bad input."""
 
+import csv
 import os
 import signal
 import subprocess
@@ -69,6 +70,19 @@ def test_only_the_last_few_checkpoints_are_kept(tiny_data, tmp_path):
     dcgan.main(run_args(tiny_data, run, "--epochs", "5"))
     assert [p.name for p in checkpoints.complete_checkpoints(run)] == [
         f"epoch_{e:04d}_step_000004" for e in (3, 4, 5)]
+
+
+def test_a_resumed_run_keeps_its_own_eval_and_checkpoint_habits(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    dcgan.main(run_args(tiny_data, run, "--epochs", "1", "--eval-every", "1", "--ckpt-every", "2"))
+    dcgan.main(["--resume", "--epochs", "4", "--out", str(run), "--data-dir", str(tiny_data)])
+    with open(run / "history.csv") as f:
+        assert [row["fd"] != "" for row in csv.DictReader(f)] == [True] * 4  # still scored after the resume
+    assert [p.name for p in checkpoints.complete_checkpoints(run)] == [  # every 2nd epoch and the last
+        f"epoch_{e:04d}_step_000004" for e in (1, 2, 4)]
+    dcgan.main(["--resume", "--epochs", "5", "--eval-every", "0", "--out", str(run), "--data-dir", str(tiny_data)])
+    with open(run / "history.csv") as f:
+        assert list(csv.DictReader(f))[-1]["fd"] == ""  # a flag given on resume wins
 
 
 def test_nan_loss_stops_with_the_last_good_checkpoint_kept(tiny_data, tmp_path, capsys, monkeypatch):
