@@ -97,28 +97,24 @@ def resolve_config(args):
     config = {"preset": preset.name, **{k: v for k, v in asdict(preset).items() if k != "name"}}
     config["pixel_range"] = list(preset.pixel_range)
     config["output_activation"] = preset.output_activation
-    for flag in ("epochs", "batch", "lr", "latent", "average_decay"):
-        if getattr(args, flag) is not None:
-            config[flag] = getattr(args, flag)
+    config.update(RUN_HABITS)
+    override_with_flags_given(args, config, ("epochs", "batch", "lr", "latent", "average_decay", *RUN_HABITS))
     config["seed"] = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     config["limit"] = args.limit
     config["precision"] = models.resolve_precision(args.precision or "auto")
-    config.update(RUN_HABITS)
-    return with_habits_given(args, config)
-
-
-def with_habits_given(args, config):
-    """The run's habits, as recorded or as the flags now say: they change what is measured and saved, never
-    what is trained, so a resumed run may change them."""
-    for habit in RUN_HABITS:
-        if getattr(args, habit) is not None:
-            config[habit] = getattr(args, habit)
     return config
 
 
+def override_with_flags_given(args, config, flags):
+    for flag in flags:
+        if getattr(args, flag) is not None:
+            config[flag] = getattr(args, flag)
+
+
 def config_for_resume(args, out):
-    """The settings of the run in `out`; a flag that contradicts them is an error, --epochs may raise them."""
-    config = runs.read_config(out)
+    """The settings of the run in `out`; a flag that contradicts them is an error. --epochs and the habits
+    may change: they set how long it trains and what it measures and saves, never how a step trains."""
+    config = {**RUN_HABITS, **runs.read_config(out)}  # runs made before habits were recorded: the defaults
     for flag in FIXED_ON_RESUME:
         given = getattr(args, flag)
         if flag == "precision" and given is not None:
@@ -126,9 +122,8 @@ def config_for_resume(args, out):
         if given is not None and given != config.get(flag):
             raise runs.RunError(f"--{flag} {given} contradicts the run in {out} ({flag} = {config.get(flag)}); "
                                 "drop the flag to resume, or start a new run in another --out")
-    if args.epochs is not None:
-        config["epochs"] = args.epochs
-    return with_habits_given(args, {**RUN_HABITS, **config})  # runs made before habits were recorded: defaults
+    override_with_flags_given(args, config, ("epochs", *RUN_HABITS))
+    return config
 
 
 class StopOnInterrupt:
