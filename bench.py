@@ -7,10 +7,10 @@
 
 Both loops are the design card's: D.train_on_batch on fakes + reals, then gan.train_on_batch on noise
 labelled real, with D unfrozen around its own step. They differ only in how a step is fed:
-- naive (as the article wrote it): a numpy batch, an eager G(noise) call, labels rebuilt with
-  tf.constant every step, noise made on the host;
+- naive (as the article wrote it): a numpy batch, an eager G(noise) call, labels rebuilt every step,
+  noise made on the host;
 - fast (dcgan.py's): the data kept as one tensor on the device, fakes, noise and labels made inside one
-  compiled function, labels made once (models.make_train_step).
+  compiled call, labels made once (train_step.make_train_step).
 The loops take turns, round after round, and each reports its median round: images per second (real
 images consumed), milliseconds per step, seconds per 60,000-image epoch, the slowest and fastest round,
 and the process's peak resident memory. Random weights and random data: speed does not depend on them.
@@ -22,15 +22,19 @@ import time
 
 import numpy as np
 
+import backends
 import cli
-import models
+import presets
 
 FULL_EPOCH = 60_000
+
+# models and steps import Keras: they are imported inside the functions, after main() chose the backend.
 
 
 def naive_step_function(generator, discriminator, gan, batch, preset, images):
     """The seed article's step, line for line in spirit: everything rebuilt on the host every step."""
-    import tensorflow as tf
+    import keras
+    import models
 
     def draw_noise():
         if preset.noise == "uniform":
@@ -41,11 +45,11 @@ def naive_step_function(generator, discriminator, gan, batch, preset, images):
         real = images[index]                                      # a numpy batch, copied in every step
         noise = draw_noise()
         fake = generator(noise, training=preset.fakes_in_training_mode)  # eager call
-        x = tf.concat([fake, real], axis=0)
-        y = tf.constant([[0.0]] * batch + [[1.0]] * batch)        # labels rebuilt every step
+        x = keras.ops.concatenate([fake, real], axis=0)
+        y = np.array([[0.0]] * batch + [[1.0]] * batch, "float32")  # labels rebuilt every step
         d_loss, _, _ = models.train_discriminator(discriminator, x, y)
         noise = draw_noise()
-        g_loss = models.train_generator(gan, discriminator, noise, tf.constant([[1.0]] * batch))
+        g_loss = models.train_generator(gan, discriminator, noise, np.array([[1.0]] * batch, "float32"))
         return d_loss, g_loss
     return step
 
@@ -53,23 +57,24 @@ def naive_step_function(generator, discriminator, gan, batch, preset, images):
 def prepare(kind, preset, batch, steps, seed, precision, xla):
     """A fresh G, D and GAN for one loop, and step(i) that trains them on the i-th of `steps` random batches."""
     import keras
-    import tensorflow as tf
+    import models
+    import train_step
 
     keras.mixed_precision.set_global_policy(precision)  # output layers stay float32 (see models.py)
     keras.utils.set_random_seed(seed)
-    generator, discriminator, gan = models.build_gan(preset, jit_compile=True if xla else "auto")
+    jit_compile = True if xla else "auto"
+    generator, discriminator, gan = models.build_gan(preset, jit_compile=jit_compile)
     low, high = preset.pixel_range
     images = np.random.default_rng(seed).uniform(low, high, (max(4096, batch), 28, 28, 1)).astype("float32")
     indices = np.random.default_rng(seed).integers(0, len(images), (steps, batch))
     if kind == "naive":
         naive = naive_step_function(generator, discriminator, gan, batch, preset, images)
         return lambda i: naive(indices[i])
-    rng = tf.random.Generator.from_seed(seed)
-    noise = models.make_sampler(preset.noise, preset.latent, rng)
-    fast = models.make_train_step(generator, discriminator, gan, batch, noise, rng, preset.label_noise,
-                                  preset.fakes_in_training_mode, jit_compile=True if xla else None)
-    on_device, index_tensor = tf.constant(images), tf.constant(indices)
-    return lambda i: fast(tf.gather(on_device, index_tensor[i]))
+    batch_maker = train_step.BatchMaker(generator, preset.noise, seed, preset.label_noise,
+                                        preset.fakes_in_training_mode)
+    fast = train_step.make_train_step(discriminator, gan, batch_maker, batch, jit_compile)
+    on_device = keras.ops.convert_to_tensor(images)
+    return lambda i: fast(keras.ops.take(on_device, indices[i], axis=0))
 
 
 def measure(loops, batch, steps, warmup, rounds):
@@ -108,8 +113,8 @@ def measure(loops, batch, steps, warmup, rounds):
 def main(argv=None):
     p = cli.OneLineParser(prog="bench.py", description="Time the training loop: fast (the kit's) vs naive "
                                                        "(the seed article's), in one run.")
-    p.add_argument("--preset", default=models.DEFAULT_PRESET, choices=list(models.PRESETS), metavar="NAME",
-                   help=f"preset to time (default: {models.DEFAULT_PRESET}); one of {', '.join(models.PRESETS)}")
+    p.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=list(presets.PRESETS), metavar="NAME",
+                   help=f"preset to time (default: {presets.DEFAULT_PRESET}); one of {', '.join(presets.PRESETS)}")
     p.add_argument("--batch", type=cli.positive_int, help="batch size (default: the preset's)")
     p.add_argument("--steps", type=cli.positive_int, default=30, help="timed steps per round (default: 30)")
     p.add_argument("--rounds", type=cli.positive_int, default=5,
@@ -121,15 +126,17 @@ def main(argv=None):
                    help="compute precision of the fast loop; 'both' times float32 and mixed_bfloat16 "
                         "(default: both; the naive loop is always float32, as the article ran it)")
     p.add_argument("--xla", action="store_true",
-                   help="compile the fast loop's steps with XLA even on a CPU (default: Keras's 'auto', "
-                        "on with a GPU, off on a CPU, where it measured 6.7x slower than even the naive loop)")
+                   help="compile the fast loop's steps with XLA (jit_compile=True) whatever the device "
+                        "(default: Keras's 'auto': under TensorFlow on with a GPU and off on a CPU, where it "
+                        "measured 6.7x slower than even the naive loop; JAX always compiles with XLA)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--naive", action="store_true", help="time only the seed article's loop")
     which.add_argument("--fast", action="store_true", help="time only the kit's loop")
+    backends.add_flag(p)
     args = p.parse_args(argv)
-    import tensorflow as tf
+    backends.use(args.backend)
 
-    preset = models.PRESETS[args.preset]
+    preset = presets.PRESETS[args.preset]
     batch = args.batch or preset.batch
     kinds = ["naive"] if args.naive else ["fast"] if args.fast else ["naive", "fast"]
     precisions = ["float32", "mixed_bfloat16"] if args.precision == "both" else [args.precision]
@@ -140,9 +147,8 @@ def main(argv=None):
             name = " ".join([kind] + [precision] * (precision != "float32") + ["xla"] * xla)
             loops[name] = (precision, functools.partial(prepare, kind, preset, batch, args.steps, args.seed,
                                                         precision, xla))
-    gpus = tf.config.list_physical_devices("GPU")
     print(f"preset {preset.name}, batch {batch}, {args.rounds} rounds of {args.steps} steps after "
-          f"{args.warmup} warm-up, on " + (f"GPU ({gpus[0].name})" if gpus else "CPU"))
+          f"{args.warmup} warm-up, with {backends.describe_device()}")
     results = measure(loops, batch, args.steps, args.warmup, args.rounds)
     print(f"{'loop':21} {'images/s':>9} {'slowest-fastest':>16} {'ms/step':>8} {'s/epoch':>8}")
     for r in results:

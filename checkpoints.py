@@ -1,12 +1,17 @@
-"""Checkpoints of a run that survive interruption: written atomically, resumed exactly.
+"""Checkpoints of a run that survive interruption: written atomically, resumed exactly, on any backend.
 
-Middle floor of the kit. Tensors (G, D, both optimizers, the noise generator's state, the fixed noise,
-Dropout's random state, G's weight average) go through tf.train.Checkpoint; the loop's own position and
-history go in a small JSON file beside them. Each checkpoint is written into a hidden temporary folder and
-renamed into place only when complete, so a write cut short (power loss, kill -9) never replaces a
-readable checkpoint.
+Middle floor of the kit. The tensors (G, D, both optimizers, the fixed noise, G's weight average, and
+every random state: Dropout's, the batch maker's) go as plain numpy arrays into one `.npz` file, which
+every Keras backend can read; the loop's own position and history go in a small JSON file beside it.
+Each checkpoint is written into a hidden temporary folder and renamed into place only when complete, so a
+write cut short (power loss, kill -9) never replaces a readable checkpoint.
 
-    RUN/checkpoints/epoch_0004_step_000000/{tensors.*, state.json}
+    RUN/checkpoints/epoch_0004_step_000000/{tensors.npz, state.json}
+
+A checkpoint resumed on the backend that wrote it continues exactly. On another backend the random
+states are left as the new backend seeded them (each backend keeps them in its own format and draws
+other numbers from them), so only the random streams differ: weights, optimizer moments, the average,
+the fixed noise, the epoch and the history carry over unchanged.
 """
 
 import json
@@ -15,33 +20,39 @@ import re
 import shutil
 from pathlib import Path
 
-import cli
-
-with cli.quiet_tensorflow():
-    import tensorflow as tf
+import keras
+import numpy as np
 
 FOLDER = "checkpoints"
 NAME = "epoch_{:04d}_step_{:06d}"
 NAME_PATTERN = re.compile(r"epoch_(\d{4,})_step_(\d{6,})$")
+TENSORS_FILE = "tensors.npz"
 STATE_FILE = "state.json"   # written last inside the temporary folder: its presence marks a finished write
+OLD_FORMAT_FILE = "tensors.index"  # what tf.train.Checkpoint wrote, before the kit ran on every backend
+RANDOM_GROUP = "random_state"  # the only group that does not cross backends
 KEEP = 3
 
 
+class CheckpointError(Exception):
+    """A checkpoint that cannot be resumed here; the message is one line that says what to do."""
+
+
 def random_state_variables(model):
-    """Variables that are not weights: Keras keeps Dropout's seed state there, and tf.train.Checkpoint
-    would skip it, so a resumed run would otherwise draw different dropout masks."""
+    """Variables that are not weights: Keras keeps Dropout's and SeedGenerator's states there."""
     weight_ids = {id(w) for w in model.weights}
     return [v for v in model.variables if id(v) not in weight_ids]
 
 
-def make_checkpoint(generator, discriminator, gan, noise_rng, fixed_noise, average=None):
-    """`average`: the run's models.GeneratorAverage, if it keeps one."""
-    extra = dict(generator_average=average.weights + [average.updates]) if average else {}
-    return tf.train.Checkpoint(
-        generator=generator, discriminator=discriminator,
-        d_optimizer=discriminator.optimizer, g_optimizer=gan.optimizer,
-        noise_rng=noise_rng, fixed_noise=fixed_noise,
-        dropout_state=random_state_variables(generator) + random_state_variables(discriminator), **extra)
+def training_state(generator, discriminator, gan, batch_maker, fixed_noise, average=None):
+    """{group: [Keras variables]}: everything a resume needs, by group, each in a fixed order."""
+    groups = dict(generator=generator.weights, discriminator=discriminator.weights,
+                  d_optimizer=discriminator.optimizer.variables, g_optimizer=gan.optimizer.variables,
+                  fixed_noise=[fixed_noise],
+                  **{RANDOM_GROUP: [*random_state_variables(generator), *random_state_variables(discriminator),
+                                    *random_state_variables(batch_maker)]})
+    if average:
+        groups["generator_average"] = average.variables
+    return groups
 
 
 def _position(path):
@@ -63,14 +74,20 @@ def latest(run_dir):
     return found[-1] if found else None
 
 
-def write(run_dir, checkpoint, state, keep=KEEP):
-    """Write a checkpoint for state["epoch"], state["step"]; keep the newest `keep`. Returns its folder."""
+def write(run_dir, groups, state, keep=KEEP):
+    """Write a checkpoint for state["epoch"], state["step"]; keep the newest `keep`. Returns its folder.
+    `state` must hold the name of the backend that trained ("backend")."""
     folder = Path(run_dir) / FOLDER
     final = folder / NAME.format(state["epoch"], state["step"])
     temporary = folder / f".partial-{final.name}"
     shutil.rmtree(temporary, ignore_errors=True)  # left over from a write that was cut short
     temporary.mkdir(parents=True)
-    checkpoint.write(str(temporary / "tensors"))
+    arrays = {f"{group}/{i:04d}": keras.ops.convert_to_numpy(v)
+              for group, variables in groups.items() for i, v in enumerate(variables)}
+    with open(temporary / TENSORS_FILE, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
     _write_json_durably(temporary / STATE_FILE, state)
     if final.exists():  # the same position saved twice: move the old one aside, never delete it first
         stale = folder / f".stale-{final.name}"
@@ -85,10 +102,30 @@ def write(run_dir, checkpoint, state, keep=KEEP):
     return final
 
 
-def restore(path, checkpoint):
-    """Load a checkpoint's tensors into `checkpoint`'s objects and return its JSON state."""
-    checkpoint.read(str(Path(path) / "tensors")).assert_existing_objects_matched()
-    return json.loads((Path(path) / STATE_FILE).read_text())
+def restore(path, groups, backend):
+    """Load a checkpoint into `groups`' variables and return its JSON state. Random states are loaded
+    only when `backend` is the one that wrote it (state["backend"])."""
+    path = Path(path)
+    if (path / OLD_FORMAT_FILE).is_file():
+        raise CheckpointError(f"{path} was written by an earlier kit (TensorFlow checkpoint format); continue "
+                              "it with that kit (git checkout 295dca3), or start a new run with --overwrite")
+    state = json.loads((path / STATE_FILE).read_text())
+    same_backend = state.get("backend") == backend
+    with np.load(path / TENSORS_FILE) as saved:
+        for group, variables in groups.items():
+            if group == RANDOM_GROUP and not same_backend:
+                continue
+            keys = sorted(k for k in saved.files if k.startswith(f"{group}/"))
+            if len(keys) != len(variables):
+                raise CheckpointError(f"{path} holds {len(keys)} {group} tensors, this run's models have "
+                                      f"{len(variables)}; it belongs to another preset or kit version")
+            for key, variable in zip(keys, variables):
+                value = saved[key]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise CheckpointError(f"{path}: {key} has shape {value.shape}, the model wants "
+                                          f"{tuple(variable.shape)}; it belongs to another run")
+                variable.assign(value.astype(keras.backend.standardize_dtype(variable.dtype)))
+    return state
 
 
 def _write_json_durably(path, value):

@@ -2,6 +2,7 @@
 
     python dcgan.py --epochs 10 --batch 32      # then: python make_gif.py
     python dcgan.py --resume                    # after Ctrl-C, a crash or kill -9: go on where it stopped
+    python dcgan.py --backend jax               # any Keras 3 backend: tensorflow (default), jax, torch
 
 The pattern (the design card's): compile the discriminator D; freeze it inside a stacked
 Sequential([G, D]) called `gan`; then, for every batch, one D.train_on_batch on real + fake images and one
@@ -12,27 +13,31 @@ Everything lands in one run folder (--out, default `out`): see runs.py for the l
 """
 
 import contextlib
-import os
+import importlib.metadata
 import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from tqdm import tqdm
 
-import checkpoints  # imports TensorFlow quietly (cli.quiet_tensorflow), so import keras/tf only after it
+import backends
 import cli
 import data
-import judge
-import models
+import presets
 import runs
+import sampling
 import viz
+
+# The modules that import Keras (models, train_step, averaging, checkpoints, judge) are imported inside the
+# functions below, after main() has chosen the backend: Keras picks its backend once, at its first import.
 
 EXIT_INTERRUPTED = 130  # the shell's convention for a program stopped by Ctrl-C: 128 + SIGINT (143: SIGTERM)
 EXIT_DIVERGED = 3
-# Settings a resumed run must share with the run it continues; --epochs, --data-dir, --xla and the habits
-# below may change between the two.
+# Settings a resumed run must share with the run it continues; --epochs, --data-dir, --xla, --backend and
+# the habits below may change between the two.
 FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "seed", "limit", "precision", "average_decay")
 # What a run measures and saves, with the flags' defaults; config.json records the run's own, which a
 # resumed run keeps unless the flag is given again.
@@ -44,9 +49,9 @@ def parse_args(argv=None):
         prog="dcgan.py",
         description="Train a DCGAN on Fashion-MNIST with the classic compile + freeze + train_on_batch loop.",
         epilog="Example: python dcgan.py --epochs 10 --batch 32, then python make_gif.py.")
-    p.add_argument("--preset", choices=list(models.PRESETS), metavar="NAME",
-                   help=f"which seed system to train: {', '.join(models.PRESETS)} (default: "
-                        f"{models.DEFAULT_PRESET}); the flags below override its settings")
+    p.add_argument("--preset", choices=list(presets.PRESETS), metavar="NAME",
+                   help=f"which seed system to train: {', '.join(presets.PRESETS)} (default: "
+                        f"{presets.DEFAULT_PRESET}); the flags below override its settings")
     p.add_argument("--list-presets", action="store_true", help="print the presets and their settings, then exit")
     p.add_argument("--epochs", type=cli.positive_int, help="passes over the data (legacy: 10)")
     p.add_argument("--batch", type=cli.positive_int,
@@ -68,13 +73,9 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint, with its settings; --epochs may "
                         "raise the total, --eval-every and --ckpt-every may change")
-    p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"],
-                   help="compute precision (default: auto = mixed_bfloat16 on a CPU with AVX512-BF16 or AMX, "
-                        "where it measured 1.2x faster with the same FD, else float32). Weights and the "
-                        "output layers stay float32")
-    p.add_argument("--xla", choices=["auto", "on", "off"], default="auto",
-                   help="compile the train steps with XLA (default: auto = Keras's choice: on with a GPU, "
-                        "off on a CPU, where bench.py --xla measured it 6.7x slower than even the naive loop)")
+    backends.add_flag(p)
+    p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], help=backends.PRECISION_HELP)
+    p.add_argument("--xla", choices=["auto", "on", "off"], default="auto", help=backends.XLA_HELP)
     p.add_argument("--eval-every", type=cli.non_negative_int, metavar="N",
                    help="every N epochs, score 2,000 samples with the judge (FD and class coverage, see "
                         "evaluate.py): added to history.csv and losses.png, a warning when classes collapse "
@@ -93,7 +94,7 @@ def parse_args(argv=None):
 
 def resolve_config(args):
     """The run's settings: the preset's, overridden by any flag given. Recorded whole in config.json."""
-    preset = models.PRESETS[args.preset or models.DEFAULT_PRESET]
+    preset = presets.PRESETS[args.preset or presets.DEFAULT_PRESET]
     config = {"preset": preset.name, **{k: v for k, v in asdict(preset).items() if k != "name"}}
     config["pixel_range"] = list(preset.pixel_range)
     config["output_activation"] = preset.output_activation
@@ -101,7 +102,7 @@ def resolve_config(args):
     override_with_flags_given(args, config, ("epochs", "batch", "lr", "latent", "average_decay", *RUN_HABITS))
     config["seed"] = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     config["limit"] = args.limit
-    config["precision"] = models.resolve_precision(args.precision or "auto")
+    config["precision"] = backends.resolve_precision(args.precision or "auto")
     return config
 
 
@@ -118,7 +119,7 @@ def config_for_resume(args, out):
     for flag in FIXED_ON_RESUME:
         given = getattr(args, flag)
         if flag == "precision" and given is not None:
-            given = models.resolve_precision(given)
+            given = backends.resolve_precision(given)
         if given is not None and given != config.get(flag):
             raise runs.RunError(f"--{flag} {given} contradicts the run in {out} ({flag} = {config.get(flag)}); "
                                 "drop the flag to resume, or start a new run in another --out")
@@ -147,10 +148,41 @@ class StopOnInterrupt:
             signal.signal(s, handler)
 
 
+def build_training(config, jit_compile):
+    """Everything a run trains and shows, built from its config: G, D and the stacked GAN, the batch
+    maker, the fixed noise of the pictures, G's weight average, one train step, and the checkpoint groups."""
+    import averaging
+    import checkpoints
+    import keras
+    import models
+    import train_step
+
+    preset = presets.PRESETS[config["preset"]]
+    generator, discriminator, gan = models.build_gan(preset, config["latent"], config["lr"], jit_compile)
+    batch_maker = train_step.BatchMaker(generator, config["noise"], config["seed"], config["label_noise"],
+                                   config["fakes_in_training_mode"])
+    # The same z every epoch, so frames show G change; from numpy, so the same on every backend.
+    fixed_noise = keras.Variable(sampling.noise_on_host(config["noise"], config["grid"] ** 2, config["latent"],
+                                                        config["seed"]), trainable=False, name="fixed_noise")
+    decay = config.get("average_decay", 0.0)  # runs made before the kit had averaging have none
+    average = averaging.GeneratorAverage(generator, decay) if decay else None
+    return SimpleNamespace(
+        generator=generator, discriminator=discriminator, gan=gan, batch_maker=batch_maker,
+        fixed_noise=fixed_noise, average=average,
+        train_step=train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile),
+        checkpoint=checkpoints.training_state(generator, discriminator, gan, batch_maker, fixed_noise, average))
+
+
 def train(args):
+    import averaging
+    import checkpoints
+    import judge
+    import keras
+
     out = Path(args.out)
+    backend = backends.current()
     config = config_for_resume(args, out) if args.resume else resolve_config(args)
-    preset = models.PRESETS[config["preset"]]
+    preset = presets.PRESETS[config["preset"]]
     if args.resume and not (last := checkpoints.latest(out)):
         raise runs.RunError(f"--out {out} has no checkpoint to resume from; start it again with --overwrite")
     data_dir = data.find_data_dir(args.data_dir)
@@ -164,35 +196,23 @@ def train(args):
         runs.prepare_new(out, args.overwrite)
     steps = len(images) // batch  # drop the remainder: one batch shape, one traced train function
 
-    import keras
-    import tensorflow as tf
-
-    config.update(images=len(images), steps_per_epoch=steps, data_dir=str(data_dir),
-                  keras=keras.__version__, tensorflow=tf.__version__)
+    config.update(images=len(images), steps_per_epoch=steps, data_dir=str(data_dir), keras=keras.__version__,
+                  backend=backend, backend_version=importlib.metadata.version(backend))
+    config.pop("tensorflow", None)  # runs made before the kit had backends recorded TensorFlow's version
     runs.write_config(out, config)
 
     keras.mixed_precision.set_global_policy(config["precision"])
     keras.utils.set_random_seed(config["seed"])
-    jit_compile = {"auto": "auto", "on": True, "off": False}[args.xla]
-    generator, discriminator, gan = models.build_gan(preset, config["latent"], config["lr"], jit_compile)
-    real_images = tf.constant(data.scale_pixels(images, preset.pixel_range))
-    noise_rng = tf.random.Generator.from_seed(config["seed"])
-    noise = models.make_sampler(config["noise"], config["latent"], noise_rng)
-    fixed_noise = tf.Variable(noise(config["grid"] ** 2))  # the same z every epoch, so frames show G change
+    run = build_training(config, backends.jit_compile_setting(args.xla))
+    generator, average = run.generator, run.average
+    real_images = keras.ops.convert_to_tensor(data.scale_pixels(images, preset.pixel_range))  # on the device
     shuffle = np.random.default_rng(config["seed"])
-    decay = config.get("average_decay", 0.0)  # runs made before the kit had averaging have none
-    average = models.GeneratorAverage(generator, decay) if decay else None
-    checkpoint = checkpoints.make_checkpoint(generator, discriminator, gan, noise_rng, fixed_noise, average)
-
-    train_step = models.make_train_step(generator, discriminator, gan, batch, noise, noise_rng,
-                                        config["label_noise"], config["fakes_in_training_mode"],
-                                        jit_compile=None if args.xla == "auto" else jit_compile)
 
     # Where the loop starts: a checkpoint holds the epoch in progress, the steps done in it, the shuffling
     # state at that epoch's start (to draw the same order again) and the partial sums of its figures.
     epoch, first_step, sums, seconds_before, history = 1, 0, np.zeros(4), 0.0, []
     if args.resume:
-        state = checkpoints.restore(last, checkpoint)
+        state = checkpoints.restore(last, run.checkpoint, backend)
         shuffle.bit_generator.state = state["shuffle_state"]
         epoch, first_step, history = state["epoch"], state["step"], state["history"]
         sums, seconds_before = np.array(state["sums"]), state["seconds"]
@@ -201,25 +221,27 @@ def train(args):
             shuffle.permutation(len(images))
             epoch, first_step, sums, seconds_before = epoch + 1, 0, np.zeros(4), 0.0
         print(f"resuming {out} at epoch {epoch}, step {first_step} (checkpoint {last.name})")
+        if state.get("backend", "tensorflow") != backend:
+            print(f"it was written under {state.get('backend', 'tensorflow')} and goes on under {backend}: weights, "
+                  "optimizer moments, average, history and frames carry over; the random streams (noise, "
+                  "Dropout) start afresh from the seed")
 
     scorer = judge.make_quick_scorer(data_dir) if config["eval_every"] else None
     if scorer:  # its own noise, so scoring never shifts the training stream (exact resume)
-        eval_noise = models.make_sampler(config["noise"], config["latent"], tf.random.Generator.from_seed(1))(
-            judge.QUICK_SAMPLES)
+        eval_noise = sampling.noise_on_host(config["noise"], judge.QUICK_SAMPLES, config["latent"], seed=1)
 
     def save_progress(epoch, step, shuffle_state, sums, seconds, row=None):
         """At an epoch's end (row given): its frame, its scores if due, its history row. Then, when due or
         on Ctrl-C (no row): generator.keras and a checkpoint."""
         due = row is None or epoch % config["ckpt_every"] == 0 or epoch == config["epochs"]
         with (average.swapped_in() if average else contextlib.nullcontext()), \
-                models.settled_batchnorm(generator, config["noise"], config["latent"]):  # pictures, files
+                averaging.settled_batchnorm(generator, config["noise"], config["latent"]):  # pictures, files
             if row is not None:
-                samples = data.to_uint8(generator(fixed_noise, training=False).numpy(), preset.pixel_range)
+                samples = sampling.draw(generator, run.fixed_noise.numpy(), preset.pixel_range)
                 viz.save_grid(samples, out / "images" / runs.FRAME_PATTERN.format(epoch), config["grid"],
                               config["grid"])
                 if scorer and epoch % config["eval_every"] == 0:
-                    images = data.to_uint8(generator(eval_noise, training=False).numpy(), preset.pixel_range)
-                    row.update(scorer(images))
+                    row.update(scorer(sampling.draw(generator, eval_noise, preset.pixel_range)))
                     for warning in judge.warnings(history + [row]):
                         tqdm.write(f"warning: {warning}")
                     if row["fd"] <= min(r["fd"] for r in history + [row] if r.get("fd") not in (None, "")):
@@ -231,21 +253,20 @@ def train(args):
             runs.append_history(out, row)
         if due:  # outside the block: the checkpoint keeps the trailing averages training goes on with
             state = dict(epoch=epoch, step=step, shuffle_state=shuffle_state, sums=list(map(float, sums)),
-                         seconds=seconds, history=history)
-            return checkpoints.write(out, checkpoint, state)
+                         seconds=seconds, history=history, backend=backend)
+            return checkpoints.write(out, run.checkpoint, state)
 
-    gpus = tf.config.list_physical_devices("GPU")
-    print(f"training preset {preset.name} on {len(images)} images, {steps} steps of {batch} per epoch, on "
-          + (f"GPU ({gpus[0].name})" if gpus else f"CPU ({os.cpu_count()} cores)"))
+    print(f"training preset {preset.name} on {len(images)} images, {steps} steps of {batch} per epoch, with "
+          f"{backends.describe_device()}")
     with StopOnInterrupt() as interrupt:
         while epoch <= config["epochs"]:
             started = time.perf_counter() - seconds_before
             shuffle_state = shuffle.bit_generator.state
-            order = tf.constant(shuffle.permutation(len(images))[:steps * batch].reshape(steps, batch))
+            order = shuffle.permutation(len(images))[:steps * batch].reshape(steps, batch)
             bar = tqdm(range(first_step, steps), desc=f"epoch {epoch}/{config['epochs']}", unit="step",
                        initial=first_step, total=steps)
             for step in bar:
-                d_loss, g_loss, acc_real, acc_fake = train_step(tf.gather(real_images, order[step]))
+                d_loss, g_loss, acc_real, acc_fake = run.train_step(keras.ops.take(real_images, order[step], axis=0))
                 if not np.isfinite(d_loss + g_loss):
                     bar.close()
                     kept = checkpoints.latest(out)
@@ -283,13 +304,14 @@ def print_presets():
     header = ["preset", "G params", "D params", "latent", "pixels", "G output", "loss", "Adam",
               "G shown", "batch", "epochs", "grid", "system (../shared/SEEDS.md)"]
     rows = []
-    for preset in models.PRESETS.values():
+    import models
+
+    for preset in presets.PRESETS.values():
         generator, discriminator, _ = models.build_gan(preset)
         rows.append([preset.name, f"{generator.count_params():,}", f"{discriminator.count_params():,}",
                      f"{preset.latent} {preset.noise}", "[{}, {}]".format(*preset.pixel_range),
                      preset.output_activation,
-                     ("BCE from logits" if preset.logits else "BCE on sigmoid")
-                     + (f", label noise {preset.label_noise}" if preset.label_noise else ""),
+                     "BCE" + (f", label noise {preset.label_noise}" if preset.label_noise else ""),
                      f"lr {preset.lr:g}, beta_1 {preset.beta_1:g}",
                      f"average {preset.average_decay:g}" if preset.average_decay else "as trained",
                      str(preset.batch), str(preset.epochs),
@@ -302,12 +324,16 @@ def print_presets():
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.list_presets:
-        return print_presets()
     try:
-        return train(args)
-    except (data.DataError, runs.RunError) as e:
-        cli.fail(str(e))
+        backends.use(args.backend)
+        if args.list_presets:
+            return print_presets()
+        import checkpoints
+
+        try:
+            return train(args)
+        except (data.DataError, runs.RunError, checkpoints.CheckpointError) as e:
+            cli.fail(str(e))
     except KeyboardInterrupt:  # before the loop took over Ctrl-C: nothing was trained, nothing is lost
         cli.fail("interrupted before training started; nothing to save", status=EXIT_INTERRUPTED)
 

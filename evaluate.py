@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
+import backends
 import cli
 import data
-import judge  # imports TensorFlow quietly (cli.quiet_tensorflow), so import keras/tf only after it
 import metrics
 import sampling
 
@@ -72,7 +72,11 @@ def main(argv=None):
                    help="images to generate (default: 10000)")
     p.add_argument("--seed", type=cli.non_negative_int, default=0, help="noise seed (default: 0)")
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: the usual search)")
+    backends.add_flag(p)
     args = p.parse_args(argv)
+    backends.use(args.backend)
+    import judge  # imports Keras: only now that the backend is chosen
+
     try:
         if args.train_classifier:
             info = judge.train_classifier(args.data_dir)
@@ -84,6 +88,8 @@ def main(argv=None):
 
 
 def evaluate(args):
+    import judge
+
     path = sampling.path_from(args)
     generator, noise_kind, pixel_range = sampling.load(path, args.noise)
     _, feature_model, info = judge.load_classifier()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+import backends
 import cli
 import sampling
 import viz
@@ -75,6 +76,7 @@ def main(argv=None):
     p.add_argument("--seed", type=cli.non_negative_int, default=0,
                    help="noise seed: the same seed draws the same images (default: 0)")
     p.add_argument("--out", help="folder for the pictures (default: the generator's folder)")
+    backends.add_flag(p)
     args = p.parse_args(argv)
     if max(args.count, args.walks * args.steps) > MAX_IMAGES:
         cli.fail(f"--count and --walks x --steps may be {MAX_IMAGES} at most per picture; for more images, "
@@ -83,6 +85,7 @@ def main(argv=None):
     out = Path(args.out) if args.out else path.parent
     if out.exists() and not out.is_dir():
         cli.fail(f"--out {out} is a file; give a folder for samples.png and walks.png")
+    backends.use(args.backend)
     return generate(path, out, args.count, args.walks, args.steps, args.seed, args.noise)
 
 

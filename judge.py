@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-import cli
+import keras
+from keras import layers
+
 import data
 import metrics
-
-with cli.quiet_tensorflow():
-    import keras
-    from keras import layers
 
 FOLDER = Path(__file__).resolve().parent / "judge"
 MODEL_FILE = FOLDER / "fashion_classifier.keras"
@@ -101,13 +99,10 @@ def load_classifier():
 
 
 def features_and_probabilities(feature_model, images_uint8, batch=1000):
-    """uint8 [N, 28, 28] -> (features [N, 128], class probabilities [N, 10])."""
-    feats, probs = [], []
-    for start in range(0, len(images_uint8), batch):
-        f, p = feature_model(to_unit_range(images_uint8[start:start + batch]), training=False)
-        feats.append(np.asarray(f))
-        probs.append(np.asarray(p))
-    return np.concatenate(feats), np.concatenate(probs)
+    """uint8 [N, 28, 28] -> (features [N, 128], class probabilities [N, 10]).
+    Through predict(), which compiles the forward pass: under JAX 10x faster than calling the model."""
+    feats, probs = feature_model.predict(to_unit_range(images_uint8), batch_size=batch, verbose=0)
+    return feats, probs
 
 
 QUICK_SAMPLES = 2000       # enough for a stable trend, a few seconds on a CPU

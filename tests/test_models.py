@@ -1,12 +1,18 @@
+import keras
 import numpy as np
 import pytest
 
+import averaging
 import models
+import presets
+import sampling
+import train_step
 
 
 def weights_of(model):
     # Kernels and biases only: Dropout's RNG state is a variable too, and it advances on every call.
-    values = [w.numpy().copy() for w in model.weights if w.name in ("kernel", "bias", "gamma", "beta")]
+    values = [keras.ops.convert_to_numpy(w).copy() for w in model.weights
+              if w.name in ("kernel", "bias", "gamma", "beta")]
     assert values, f"{model.name} has no kernels to compare"
     return values
 
@@ -16,14 +22,15 @@ def changed(before, model):
 
 
 def test_legacy_parameter_counts_match_the_article():
-    generator, discriminator, _ = models.build_gan(models.PRESETS["legacy"])
+    generator, discriminator, _ = models.build_gan(presets.PRESETS["legacy"])
     assert generator.count_params() == 840_705
     assert discriminator.count_params() == 212_865
     assert generator.output_shape == (None, 28, 28, 1)
 
 
 def test_discriminator_learns_on_its_step_and_is_untouched_on_the_gan_step():
-    generator, discriminator, gan = models.build_gan(models.PRESETS["legacy"])
+    # The Keras 3 trap, on whichever backend the suite runs (CI runs it under TensorFlow and under JAX).
+    generator, discriminator, gan = models.build_gan(presets.PRESETS["legacy"])
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (16, 28, 28, 1)).astype("float32")
     labels = np.array([0] * 8 + [1] * 8, "float32")[:, None]
@@ -42,77 +49,89 @@ def test_discriminator_learns_on_its_step_and_is_untouched_on_the_gan_step():
 
 
 def test_the_keras3_trap_is_real_without_the_unfreeze():
-    # Guards the reason for train_discriminator: a D.train_on_batch traced while D is frozen learns nothing.
-    _, discriminator, _ = models.build_gan(models.PRESETS["legacy"])
+    # Guards the reason for train_discriminator: D.train_on_batch while D is frozen never trains D.
+    # TensorFlow and PyTorch run a step with no trainable weights and learn nothing, with one warning;
+    # JAX refuses, because D's optimizer was built over D's weights.
+    _, discriminator, _ = models.build_gan(presets.PRESETS["legacy"])
     assert discriminator.trainable is False
     before = weights_of(discriminator)
-    with pytest.warns(UserWarning, match="does not have any trainable weights"):
-        discriminator.train_on_batch(np.zeros((4, 28, 28, 1), "float32"), np.ones((4, 1), "float32"))
+    images, labels = np.zeros((4, 28, 28, 1), "float32"), np.ones((4, 1), "float32")
+    if keras.backend.backend() != "jax":
+        with pytest.warns(UserWarning, match="does not have any trainable weights"):
+            discriminator.train_on_batch(images, labels)
+    else:
+        with pytest.raises(ValueError, match="the optimizer was built with 6 variables"):
+            discriminator.train_on_batch(images, labels)
     assert not changed(before, discriminator)
 
 
 def test_accuracy_metrics_split_real_and_fake():
-    acc_real, acc_fake = models.real_fake_accuracy(logits=False)
+    acc_real, acc_fake = models.real_fake_accuracy()
     y_true = np.array([[0.0], [0.0], [1.0], [1.0]], "float32")
-    y_pred = np.array([[0.1], [0.9], [0.8], [0.7]], "float32")  # fakes: 1 of 2 right; reals: 2 of 2 right
+    y_pred = np.array([[-2.0], [0.5], [3.0], [0.1]], "float32")  # logits; fakes: 1 of 2 right; reals: 2 of 2
     assert float(acc_real(y_true, y_pred)) == 1.0
     assert float(acc_fake(y_true, y_pred)) == 0.5
-    acc_real, acc_fake = models.real_fake_accuracy(logits=True)
-    assert float(acc_fake(y_true, np.array([[-2.0], [-1.0], [3.0], [-0.5]], "float32"))) == 1.0
+    assert float(acc_real(y_true, np.array([[-2.0], [-1.0], [3.0], [-0.5]], "float32"))) == 0.5
+
+
+def draw(generator, z, training=False):
+    return keras.ops.convert_to_numpy(generator(z, training=training))
 
 
 def test_settled_batchnorm_uses_current_statistics_and_restores_the_trailing_ones():
-    import tensorflow as tf
-
-    preset = models.PRESETS["uniform"]
+    preset = presets.PRESETS["uniform"]
     generator, _, _ = models.build_gan(preset)
-    z = models.make_sampler(preset.noise, preset.latent, tf.random.Generator.from_seed(1))(64)
-    stale = np.asarray(generator(z, training=False))  # moving averages still at their initial 0 and 1
-    with models.settled_batchnorm(generator, preset.noise, preset.latent) as settled:
-        fresh = np.asarray(settled(z, training=False))
+    z = sampling.noise_on_host(preset.noise, 64, preset.latent, seed=1)
+    stale = draw(generator, z)  # moving averages still at their initial 0 and 1
+    with averaging.settled_batchnorm(generator, preset.noise, preset.latent) as settled:
+        fresh = draw(settled, z)
         assert all(layer.momentum == 0.99 for layer in generator.layers if "batch_normalization" in layer.name)
     # Settled, the inference-mode outputs spread like the training-mode ones instead of saturating.
-    after = np.asarray(generator(z, training=False))
+    after = draw(generator, z)
     np.testing.assert_array_equal(after, stale)  # back to the trailing averages on the way out
-    assert abs(fresh.std() - np.asarray(generator(z, training=True)).std()) < 0.25 * fresh.std()
+    assert abs(fresh.std() - draw(generator, z, training=True).std()) < 0.25 * fresh.std()
     assert not np.allclose(fresh, stale)
 
 
 def test_generator_average_follows_the_weights_and_swaps_in_and_out():
-    generator, _, _ = models.build_gan(models.PRESETS["uniform"])
-    average = models.GeneratorAverage(generator, decay=0.5)
-    start = [w.numpy().copy() for w in generator.trainable_weights]
+    generator, _, _ = models.build_gan(presets.PRESETS["uniform"])
+    average = averaging.GeneratorAverage(generator, decay=0.5)
+    start = [keras.ops.convert_to_numpy(w).copy() for w in generator.trainable_weights]
     for w in generator.trainable_weights:
         w.assign(w + 1.0)
     average.update()  # first update: decay min(0.5, 2/11), so the average moves 9/11 of the way
     expected = [s + 9 / 11 for s in start]
     for a, e in zip(average.weights, expected):
-        np.testing.assert_allclose(a.numpy(), e, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), e, rtol=1e-6, atol=1e-6)
     average.update()  # second: min(0.5, 3/12) = 0.25, towards weights that stayed at start + 1
     expected = [0.25 * e + 0.75 * (s + 1) for e, s in zip(expected, start)]
     for a, e in zip(average.weights, expected):
-        np.testing.assert_allclose(a.numpy(), e, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), e, rtol=1e-6, atol=1e-6)
 
     with average.swapped_in() as swapped:
         for w, e in zip(swapped.trainable_weights, expected):
-            np.testing.assert_allclose(w.numpy(), e, rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(w), e, rtol=1e-6, atol=1e-6)
     for w, s in zip(generator.trainable_weights, start):  # the trained weights are back
-        np.testing.assert_array_equal(w.numpy(), s + 1)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(w), s + 1)
 
 
 def test_label_noise_keeps_labels_in_zero_one_where_bce_has_a_floor():
-    import keras
-    import tensorflow as tf
-
-    labels = tf.concat([tf.zeros((500, 1)), tf.ones((500, 1))], axis=0)
-    soft = models.jittered_labels(labels, 0.05, tf.random.Generator.from_seed(0)).numpy()
+    labels = np.concatenate([np.zeros((500, 1)), np.ones((500, 1))]).astype("float32")
+    soft = keras.ops.convert_to_numpy(train_step.jittered_labels(labels, 0.05, keras.random.SeedGenerator(0)))
     fakes, reals = soft[:500], soft[500:]
     assert 0 <= fakes.min() and fakes.max() < 0.05 and fakes.std() > 0.01
     assert 0.95 < reals.min() and reals.max() <= 1 and reals.std() > 0.01
-    # Why it matters: Keras 3's BCE on a sigmoid uses its logits, and a label above 1 has no floor there.
-    logit = keras.Input((1,))
-    sigmoid = keras.Model(logit, keras.layers.Activation("sigmoid")(logit))
-    sure_it_is_real = sigmoid(np.full((500, 1), 1e4, np.float32))
-    bce = keras.losses.BinaryCrossentropy()
+    # Why it matters: the kit's BCE is computed from D's logit, and a label above 1 has no floor there.
+    sure_it_is_real = np.full((500, 1), 1e4, np.float32)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
     assert float(bce(reals, sure_it_is_real)) >= 0
     assert float(bce(np.full((500, 1), 1.05), sure_it_is_real)) < -100  # 1 + noise: the surer, the lower
+
+
+def test_every_backend_computes_bce_from_d_logit():
+    # Through a sigmoid output, JAX and PyTorch clip the probability (loss capped at 16.1, no gradient past
+    # it); the kit's D ends in a logit instead, so a sure, wrong D costs what it costs under TensorFlow.
+    _, discriminator, _ = models.build_gan(presets.PRESETS["legacy"])
+    assert discriminator.layers[-1].activation is keras.activations.linear
+    sure_and_wrong = np.full((4, 1), 100.0, np.float32)
+    assert float(discriminator.loss(np.zeros((4, 1), np.float32), sure_and_wrong)) == pytest.approx(100.0)

@@ -8,6 +8,7 @@ import pytest
 
 import dcgan
 import models
+import presets
 from conftest import ROOT
 
 # Parameter counts that ../shared/SEEDS.md states, per preset: (generator, discriminator).
@@ -15,9 +16,9 @@ SEED_COUNTS = {"upsample": (2_155_137, 1_113_345), "legacy": (840_705, 212_865),
                "wide": (4_454_720, 212_865), "tutorial": (None, 212_865)}
 
 
-@pytest.mark.parametrize("name", list(models.PRESETS))
+@pytest.mark.parametrize("name", list(presets.PRESETS))
 def test_each_preset_builds_with_the_seed_parameter_counts(name):
-    preset = models.PRESETS[name]
+    preset = presets.PRESETS[name]
     generator, discriminator, gan = models.build_gan(preset)
     assert generator.input_shape == (None, preset.latent)
     assert generator.output_shape == (None, 28, 28, 1)
@@ -31,9 +32,9 @@ def test_each_preset_builds_with_the_seed_parameter_counts(name):
         assert sum(int(np.prod(w.shape)) for w in generator.non_trainable_weights) == 50_560
 
 
-@pytest.mark.parametrize("name", list(models.PRESETS))
+@pytest.mark.parametrize("name", list(presets.PRESETS))
 def test_tiny_run_of_each_preset_writes_outputs_in_its_pixel_range(name, tiny_data, tmp_path):
-    preset = models.PRESETS[name]
+    preset = presets.PRESETS[name]
     run = tmp_path / name
     dcgan.main(["--preset", name, "--epochs", "1", "--batch", "8", "--limit", "16", "--seed", "0",
                 "--data-dir", str(tiny_data), "--out", str(run)])
@@ -55,31 +56,37 @@ def test_a_flag_overrides_the_preset_and_lands_in_config(tiny_data, tmp_path):
                 "--data-dir", str(tiny_data), "--out", str(run)])
     config = json.loads((run / "config.json").read_text())
     assert config["lr"] == 0.0005 and config["batch"] == 8 and config["epochs"] == 1
-    assert config["latent"] == 100 and config["logits"] is True  # the rest stays the preset's
+    assert config["latent"] == 100 and config["noise"] == "normal"  # the rest stays the preset's
 
 
-def test_uniform_preset_draws_noise_in_minus_one_one():
-    import tensorflow as tf
+@pytest.mark.parametrize("draw", ["on the device", "on the host"])
+def test_uniform_preset_draws_noise_in_minus_one_one(draw):
+    import sampling
+    import train_step
 
-    noise = models.make_sampler("uniform", 100, tf.random.Generator.from_seed(0))(500).numpy()
-    assert noise.min() >= -1 and noise.max() <= 1 and noise.min() < -0.9 and noise.max() > 0.9
-    normal = models.make_sampler("normal", 100, tf.random.Generator.from_seed(0))(500).numpy()
-    assert normal.max() > 2.5  # a normal draw of 50,000 numbers goes past the uniform's edge
+    def noise(kind):
+        if draw == "on the host":  # pictures and scores
+            return sampling.noise_on_host(kind, 500, 100, seed=0)
+        return keras.ops.convert_to_numpy(train_step.draw_noise(kind, (500, 100), keras.random.SeedGenerator(0)))
+
+    uniform = noise("uniform")
+    assert uniform.min() >= -1 and uniform.max() <= 1 and uniform.min() < -0.9 and uniform.max() > 0.9
+    assert noise("normal").max() > 2.5  # a normal draw of 50,000 numbers goes past the uniform's edge
     with pytest.raises(ValueError, match="not one of normal, uniform"):
-        models.make_sampler("gaussian", 100, tf.random.Generator.from_seed(0))  # no silent fallback to normal
+        noise("gaussian")  # no silent fallback to normal
 
 
 def test_unknown_preset_is_one_line_listing_the_valid_names(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "dcgan.py"), "--preset", "nope"],
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    for name in models.PRESETS:
+    for name in presets.PRESETS:
         assert name in result.stderr
 
 
 def test_list_presets_prints_one_row_per_preset(capsys):
     dcgan.main(["--list-presets"])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 + len(models.PRESETS)
+    assert len(lines) == 1 + len(presets.PRESETS)
     assert "2,155,137" in next(line for line in lines if line.startswith("upsample"))
     assert "uniform" in next(line for line in lines if line.startswith("uniform"))

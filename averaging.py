@@ -1,0 +1,89 @@
+"""The generator as it is shown, not as it trains: a moving average of its weights, and settled BatchNorm.
+
+Middle floor of the kit, beside models.py. Neither changes training: both swap values into G for the
+length of a `with` block (a picture, a score, a save) and put the trained values back on the way out.
+"""
+
+import contextlib
+
+import keras
+from keras import layers, ops
+
+import sampling
+
+SETTLE_SAMPLES = 1024  # noise vectors in the one training-mode batch that settles BatchNorm
+SETTLE_SEED = 0        # its own seed, not the training stream, so showing G never shifts training
+
+
+class GeneratorAverage:
+    """An exponential moving average of G's trainable weights, updated after each of G's steps.
+
+    A GAN's G does not settle: each step chases the D of that moment, so its weights circle around a good
+    point instead of reaching it. Their average over the last ~1/(1 - decay) steps sits nearer that point
+    and draws better images (Yazici et al. 2019, "The unusual effectiveness of averaging in GAN training").
+    Training itself never sees the average. Early on the decay is min(decay, (1 + t) / (10 + t)) after t
+    updates, as tf.train.ExponentialMovingAverage does, so a short run is not an average of its random
+    start. (Keras optimizers' use_ema has no such warm-up.) BatchNorm's statistics are not averaged:
+    settled_batchnorm computes them for the averaged weights.
+    """
+
+    def __init__(self, generator, decay):
+        self.generator, self.decay = generator, decay
+        self.weights = [keras.Variable(ops.convert_to_numpy(w), trainable=False, name="average")
+                        for w in generator.trainable_weights]
+        self.updates = keras.Variable(0, dtype="int32", trainable=False, name="average_updates")
+
+    @property
+    def variables(self):
+        """Everything a checkpoint must hold to continue the average exactly."""
+        return [*self.weights, self.updates]
+
+    def update(self):
+        self.updates.assign(self.updates + 1)
+        t = ops.cast(self.updates, "float32")
+        decay = ops.minimum(self.decay, (1.0 + t) / (10.0 + t))
+        for average, live in zip(self.weights, self.generator.trainable_weights):
+            average.assign(decay * average + (1.0 - decay) * live)
+
+    @contextlib.contextmanager
+    def swapped_in(self):
+        """Inside the block G holds the averaged weights; on the way out its trained ones come back."""
+        live = [ops.convert_to_numpy(w) for w in self.generator.trainable_weights]
+        try:
+            for w, average in zip(self.generator.trainable_weights, self.weights):
+                # A copy, not the average's own buffer: JAX's compiled calls (predict, train_on_batch)
+                # donate G's buffers and delete them, which would delete the average with them.
+                w.assign(ops.copy(average))
+            yield self.generator
+        finally:
+            for w, value in zip(self.generator.trainable_weights, live):
+                w.assign(value)
+
+
+@contextlib.contextmanager
+def settled_batchnorm(generator, noise_kind, latent, samples=SETTLE_SAMPLES):
+    """Inside the block, G's BatchNorm layers use the exact statistics of G's current weights.
+
+    BatchNorm's moving averages (momentum 0.99) trail the weights by a few hundred steps, so early in
+    training the inference-mode G (the grids, generator.keras) draws much worse images than the G being
+    trained. Inside, one batch of `samples` noise vectors in training mode with momentum 0 sets them to
+    the current statistics; on the way out the trailing averages come back, so training, checkpoints and
+    exact resume are as if nothing happened.
+    """
+    norms = [layer for layer in generator.layers if isinstance(layer, layers.BatchNormalization)]
+    saved = [(n.momentum, ops.convert_to_numpy(n.moving_mean), ops.convert_to_numpy(n.moving_variance))
+             for n in norms]
+    try:
+        if norms:
+            for n in norms:
+                n.momentum = 0.0
+            generator(sampling.noise_on_host(noise_kind, samples, latent, SETTLE_SEED), training=True)
+            for n, (momentum, _, _) in zip(norms, saved):
+                n.momentum = momentum  # so that a generator saved inside keeps its own settings
+        yield generator
+    finally:
+        for n, (momentum, mean, variance) in zip(norms, saved):
+            n.momentum = momentum
+            n.moving_mean.assign(mean)
+            n.moving_variance.assign(variance)
+

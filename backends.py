@@ -1,0 +1,127 @@
+"""Which Keras 3 backend runs the kit (TensorFlow, JAX or PyTorch), chosen once, before Keras is imported.
+
+Bottom floor of the kit. Keras reads KERAS_BACKEND at its first import and cannot switch afterwards, so
+every script that touches Keras parses its flags first, calls use(args.backend), and only then imports
+the modules that import Keras (models.py, steps.py, checkpoints.py, judge.py, ...). The kit's own code
+is the same on every backend (keras.ops, keras.random, Keras variables); where the backends really
+differ (finding a GPU, what XLA and bfloat16 cost), one function here says so.
+"""
+
+import importlib.util
+import os
+import sys
+
+import cli
+
+NAMES = ("tensorflow", "jax", "torch")
+DEFAULT = "tensorflow"
+HOW_TO_INSTALL = {
+    "tensorflow": "pip install -r requirements.txt",
+    "jax": "pip install -r requirements-jax.txt",
+    # PyPI's default torch wheel pulls about 3 GB of CUDA libraries: the kit leaves that choice to you.
+    "torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu (CPU), or use a machine "
+             "that has PyTorch already",
+}
+FLAG_HELP = ("Keras backend to run on: tensorflow, jax or torch (default: $KERAS_BACKEND, else tensorflow; "
+             "installed here: {})")
+
+
+def installed():
+    """The backends whose library can be imported here (looked up, not imported: that takes seconds)."""
+    return [name for name in NAMES if importlib.util.find_spec(name) is not None]
+
+
+def add_flag(parser):
+    parser.add_argument("--backend", choices=NAMES, metavar="NAME",
+                        help=FLAG_HELP.format(", ".join(installed()) or "none"))
+
+
+def use(requested=None):
+    """Pick the backend (the flag, else $KERAS_BACKEND, else tensorflow), import Keras on it, return its name.
+    A backend that is unknown, not installed, or not the one Keras already runs on is a one-line error."""
+    name = requested or os.environ.get("KERAS_BACKEND") or DEFAULT
+    if name not in NAMES:
+        cli.fail(f"KERAS_BACKEND={name} is not a backend the kit runs on; set it to one of {', '.join(NAMES)} "
+                 "or pass --backend")
+    if importlib.util.find_spec(name) is None:
+        others = [n for n in installed() if n != name]
+        cli.fail(f"backend {name} is not installed here: {HOW_TO_INSTALL[name]}"
+                 + (f"; or pass --backend {' or '.join(others)}" if others else ""))
+    if "keras" in sys.modules:  # in a test, a notebook or another script: Keras cannot switch any more
+        loaded = sys.modules["keras"].backend.backend()
+        if loaded != name:
+            cli.fail(f"Keras already runs on {loaded} in this process and cannot switch to {name}; "
+                     f"start a new process with --backend {name}")
+        return name
+    os.environ["KERAS_BACKEND"] = name
+    with cli.quiet_tensorflow():  # TensorFlow's C++ start-up notes; harmless on the other backends
+        import keras  # noqa: F401
+    if name != "tensorflow":
+        # Keras 3.15 imports TensorFlow wherever it is installed just to ask whether it is (set_random_seed
+        # seeds it for tf.data, saving checks for tf.TensorShape): seconds and memory the kit never uses.
+        from keras.src.utils import module_utils
+        module_utils.tensorflow._available = False
+    return name
+
+
+def current():
+    import keras
+    return keras.backend.backend()
+
+
+def gpu_name():
+    """The first GPU the backend will compute on, or None. Each library has its own way to ask."""
+    backend = current()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        gpus = tf.config.list_physical_devices("GPU")
+        return gpus[0].name if gpus else None
+    if backend == "jax":
+        import jax
+        device = jax.devices()[0]
+        return getattr(device, "device_kind", str(device)) if device.platform == "gpu" else None
+    import torch
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def describe_device():
+    gpu = gpu_name()
+    return f"{current()} on GPU ({gpu})" if gpu else f"{current()} on CPU ({os.cpu_count()} cores)"
+
+
+def native_bfloat16_cpu(cpuinfo="/proc/cpuinfo"):
+    """True on CPUs that compute bfloat16 in hardware (AVX512-BF16 or AMX-BF16)."""
+    try:
+        text = open(cpuinfo).read()
+    except OSError:
+        return False
+    return " avx512_bf16" in text or " amx_bf16" in text
+
+
+# What --precision auto picks, per backend, on a CPU with bfloat16 in hardware. Measured with bench.py
+# (README, Speed); a CPU without it gets float32 everywhere: under TensorFlow, mixed_bfloat16 ran 8x slower
+# than float32 on an AVX2-only EPYC. GPUs get float32 until they are measured.
+BFLOAT16_PAYS_ON_CPU = {"tensorflow": True, "jax": False, "torch": False}
+PRECISION_HELP = ("compute precision (default: auto = mixed_bfloat16 under TensorFlow on a CPU with AVX512-BF16 "
+                  "or AMX, where it measured faster with the same FD; float32 on every other backend and "
+                  "device, where bfloat16 was slower or is not measured yet). Weights and output layers stay "
+                  "float32")
+
+
+def resolve_precision(requested):
+    """ "auto" -> what measured fastest at equal quality on this backend and device; else `requested`."""
+    if requested != "auto":
+        return requested
+    if gpu_name() is None and native_bfloat16_cpu() and BFLOAT16_PAYS_ON_CPU[current()]:
+        return "mixed_bfloat16"
+    return "float32"
+
+
+XLA_HELP = ("compile the train steps with XLA (default: auto = Keras's choice per backend: TensorFlow on with a "
+            "GPU and off on a CPU, where it measured 6.7x slower than even the naive loop; JAX always compiles "
+            "with XLA, and 'off' runs it op by op, far slower; PyTorch off, 'on' is torch.compile)")
+
+
+def jit_compile_setting(xla):
+    """--xla auto|on|off -> the jit_compile argument of Keras's compile()."""
+    return {"auto": "auto", "on": True, "off": False}[xla]

@@ -1,0 +1,67 @@
+"""The preset table: one row of settings per seed system, and the kit's own. Data only, no Keras.
+
+Middle floor of the kit, beside models.py, which builds the layers a row names. Kept apart so that the
+scripts can list presets and check their flags before a Keras backend is chosen (see backends.py).
+A preset names one generator builder and one discriminator builder (keys of models.GENERATORS and
+models.DISCRIMINATORS); adding a system means adding a row, and a builder only if its layers are new.
+"""
+
+from dataclasses import dataclass, field
+
+NOISE_KINDS = ("normal", "uniform")  # the z distributions a preset (or --noise of sampling.py) can name
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    system: str            # which write-up of ../shared/SEEDS.md it reproduces
+    generator: str         # key of models.GENERATORS
+    discriminator: str     # key of models.DISCRIMINATORS
+    generator_options: dict = field(default_factory=dict)      # extra arguments of the generator builder
+    discriminator_options: dict = field(default_factory=dict)  # ... and of the discriminator builder
+    latent: int = 100
+    noise: str = "normal"  # one of NOISE_KINDS: "normal" N(0, 1), or "uniform" in [-1, 1]
+    pixel_range: tuple = (-1, 1)  # (-1, 1) pairs with a tanh output, (0, 1) with a sigmoid
+    lr: float = 1e-3       # Adam learning rate, for D and for G through the stacked GAN
+    beta_1: float = 0.9    # Adam's first-moment decay
+    label_noise: float = 0.0  # D's labels move toward 0.5 by label_noise * U[0, 1) (train_step.jittered_labels)
+    # D's fakes made with G in training mode (BatchNorm on the batch's own statistics), as systems A, D, E do;
+    # False for the article's plain G(noise), which uses the moving averages that lag early in training.
+    fakes_in_training_mode: bool = True
+    # > 0: pictures, generator.keras and scores come from an exponential moving average of G's weights with
+    # this decay (see averaging.GeneratorAverage); 0: from G as trained, as every seed system does.
+    average_decay: float = 0.0
+    batch: int = 32
+    epochs: int = 10
+    grid: int = 5          # the fixed-noise picture is grid x grid samples
+
+    @property
+    def output_activation(self):
+        return "tanh" if tuple(self.pixel_range) == (-1, 1) else "sigmoid"
+
+
+PRESETS = {p.name: p for p in [
+    Preset("tutorial", "A: TensorFlow DCGAN tutorial", "deconv", "strided",
+           generator_options=dict(seed_channels=256), discriminator_options=dict(leak=0.3),
+           latent=100, lr=1e-4, batch=256, epochs=50, grid=4),
+    Preset("upsample", "B: UpSampling + Conv generator, sigmoid output", "upsample", "conv4",
+           latent=128, pixel_range=(0, 1), lr=1e-4, label_noise=0.05, batch=128, epochs=20, grid=4),
+    Preset("legacy", "C: compile + freeze + train_on_batch article", "legacy", "strided",
+           latent=100, lr=1e-3, batch=32, epochs=10, grid=5, fakes_in_training_mode=False),
+    Preset("uniform", "D: uniform noise, lr 2e-4", "deconv", "strided",
+           generator_options=dict(seed_channels=256), latent=100, noise="uniform",
+           lr=2e-4, beta_1=0.5, batch=128, epochs=50, grid=5),
+    # Not a seed system: D's recipe (the tutorial's G, legacy's D, uniform noise, Adam 2e-4 with beta_1 0.5)
+    # at the used-by command's batch 32, with pictures and files drawn from G's weight average. Picked with
+    # evaluate.py at the full used-by budget (10 epochs, batch 32): FD 134 / 129 / 140 at seeds 11 / 12 / 13,
+    # 10 classes each, against 156 / 150 / 171 for the same training runs shown as trained (README).
+    Preset("kit", "the kit's own: D's recipe at batch 32, G's weights averaged", "deconv", "strided",
+           generator_options=dict(seed_channels=256), latent=100, noise="uniform",
+           lr=2e-4, beta_1=0.5, batch=32, epochs=10, grid=5, average_decay=0.999),
+    Preset("wide", "E: 512-channel seed map, long training", "deconv", "strided",
+           generator_options=dict(seed_channels=512), discriminator_options=dict(leak=0.3),
+           latent=100, lr=1e-4, batch=128, epochs=300, grid=4),
+]}
+DEFAULT_PRESET = "legacy"
+
+

@@ -1,0 +1,79 @@
+"""One step of the classic loop: D.train_on_batch on fakes + reals, then gan.train_on_batch on noise.
+
+Middle floor of the kit, beside models.py. What a step feeds the two train_on_batch calls (the fakes,
+D's labels, the noise for G's step) is made on the device in one compiled call, with random numbers from
+a keras.random.SeedGenerator whose state a checkpoint saves, so a resumed run draws exactly what an
+unbroken one would. The same code runs on every Keras backend.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+import models
+from presets import NOISE_KINDS
+
+
+def draw_noise(kind, shape, seed):
+    """A batch of z on the device: "normal" N(0, 1), or "uniform" in [-1, 1]. `seed`: a SeedGenerator."""
+    if kind not in NOISE_KINDS:  # a typo would otherwise train or score on the wrong z without a word
+        raise ValueError(f"noise kind {kind!r} is not one of {', '.join(NOISE_KINDS)}")
+    if kind == "uniform":
+        return keras.random.uniform(shape, -1.0, 1.0, seed=seed)
+    return keras.random.normal(shape, seed=seed)
+
+
+def jittered_labels(labels, label_noise, seed):
+    """System B's habit: soft, jittered 0/1 labels, so D grows less sure of itself. Each label moves
+    toward 0.5 by label_noise * U[0, 1): fakes to [0, noise), reals to (1 - noise, 1].
+
+    Why toward 0.5 and not simply + noise: the kit computes BCE from D's logit (models.build_gan), and with
+    a label y above 1 that loss, x * (1 - y) + log(1 + exp(-x)), falls without end as the logit x grows.
+    D then learns to shout: with + noise, upsample's running-mean D loss reached 86,151 in epoch 2 of a
+    10-epoch run. Inside [0, 1] the loss never falls below the label's entropy."""
+    labels = ops.convert_to_tensor(labels, "float32")
+    return labels + label_noise * keras.random.uniform(ops.shape(labels), seed=seed) * (1.0 - 2.0 * labels)
+
+
+class BatchMaker(keras.Model):
+    """real batch -> (D's images: fakes then reals, D's labels, noise for G's step), as one Keras model.
+
+    A model so that Keras compiles it the way it compiles the train steps (tf.function, jax.jit, or eager
+    PyTorch) and carries its state on every backend: G's BatchNorm statistics, which G in training mode
+    updates, and the SeedGenerator. float32 throughout: under mixed precision the real images would
+    otherwise be rounded to bfloat16 on the way in.
+    """
+
+    def __init__(self, generator, noise_kind, seed, label_noise=0.0, fakes_in_training_mode=True):
+        super().__init__(name="batch_maker", dtype="float32")
+        self.generator, self.noise_kind = generator, noise_kind
+        self.label_noise, self.fakes_in_training_mode = label_noise, fakes_in_training_mode
+        self.seed = keras.random.SeedGenerator(seed)
+
+    def call(self, real):
+        batch, latent = real.shape[0], self.generator.input_shape[-1]
+        fake = self.generator(draw_noise(self.noise_kind, (batch, latent), self.seed),
+                              training=self.fakes_in_training_mode)
+        labels = ops.concatenate([ops.zeros((batch, 1)), ops.ones((batch, 1))], axis=0)  # fakes first
+        if self.label_noise:
+            labels = jittered_labels(labels, self.label_noise, self.seed)
+        g_noise = draw_noise(self.noise_kind, (batch, latent), self.seed)  # for G's step, after D's
+        return ops.concatenate([fake, real], axis=0), labels, g_noise
+
+
+def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto"):
+    """step(real_batch) -> (d_loss, g_loss, d_acc_real, d_acc_fake): one D update, then one G update.
+
+    Three calls into compiled code per step: the batch maker, then the two train_on_batch calls.
+    `jit_compile`: Keras's compile() argument, as for D and the GAN.
+    """
+    batch_maker.compile(optimizer=None, jit_compile=jit_compile)  # it is only ever called, never trained
+    real_labels = np.ones((batch, 1), np.float32)  # G's step calls its fakes "real"
+
+    def step(real):
+        images, labels, g_noise = batch_maker.predict_on_batch(real)
+        d_loss, acc_real, acc_fake = models.train_discriminator(discriminator, images, labels)
+        g_loss = models.train_generator(gan, discriminator, g_noise, real_labels)
+        return d_loss, g_loss, acc_real, acc_fake
+
+    return step
