@@ -115,13 +115,16 @@ def main(argv=None):
                                                        "(the seed article's), in one run.")
     p.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=list(presets.PRESETS), metavar="NAME",
                    help=f"preset to time (default: {presets.DEFAULT_PRESET}); one of {', '.join(presets.PRESETS)}")
-    p.add_argument("--batch", type=cli.positive_int, help="batch size (default: the preset's)")
-    p.add_argument("--steps", type=cli.positive_int, default=30, help="timed steps per round (default: 30)")
+    p.add_argument("--batch", type=cli.int_at_least(1, 4096),
+                   help="batch size, 1 to 4096 (default: the preset's)")
+    p.add_argument("--steps", type=cli.positive_int, default=30,
+                   help="timed steps per round, 1 or more (default: 30)")
     p.add_argument("--rounds", type=cli.positive_int, default=5,
-                   help="rounds per loop, the loops taking turns; each loop's median round is reported "
-                        "(default: 5)")
-    p.add_argument("--warmup", type=cli.non_negative_int, default=10, help="untimed steps first (default: 10)")
-    p.add_argument("--seed", type=cli.non_negative_int, default=0)
+                   help="rounds per loop, 1 or more, the loops taking turns; each loop's median round is "
+                        "reported (default: 5)")
+    p.add_argument("--warmup", type=cli.non_negative_int, default=10,
+                   help="untimed steps first, 0 or more (default: 10)")
+    p.add_argument("--seed", type=cli.seed, default=0, help="random seed, 0 to 2**32 - 1 (default: 0)")
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16", "both"], default="both",
                    help="compute precision of the fast loop; 'both' times float32 and mixed_bfloat16 "
                         "(default: both; the naive loop is always float32, as the article ran it)")
@@ -162,4 +165,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        cli.fail("interrupted; bench.py writes no files, so nothing is lost", status=130)

@@ -16,16 +16,16 @@ the fixed noise, the epoch and the history carry over unchanged.
 
 import json
 import os
-import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
-FOLDER = "checkpoints"
-NAME = "epoch_{:04d}_step_{:06d}"
-NAME_PATTERN = re.compile(r"epoch_(\d{4,})_step_(\d{6,})$")
+import runs
+
+FOLDER, NAME, NAME_PATTERN = runs.CHECKPOINT_FOLDER, runs.CHECKPOINT_PATTERN, runs.CHECKPOINT_NAME
 TENSORS_FILE = "tensors.npz"
 STATE_FILE = "state.json"   # written last inside the temporary folder: its presence marks a finished write
 OLD_FORMAT_FILE = "tensors.index"  # what tf.train.Checkpoint wrote, before the kit ran on every backend
@@ -102,30 +102,59 @@ def write(run_dir, groups, state, keep=KEEP):
     return final
 
 
-def restore(path, groups, backend):
-    """Load a checkpoint into `groups`' variables and return its JSON state. Random states are loaded
-    only when `backend` is the one that wrote it (state["backend"])."""
+STATE_KEYS = ("epoch", "step", "shuffle_state", "sums", "seconds", "history")  # what the loop reads back
+
+
+def read(path, groups, backend):
+    """(state, [(variable, value)]) of one checkpoint, read whole and checked against `groups`, or a
+    CheckpointError that says what is wrong with it. Nothing is assigned yet: see restore_newest."""
     path = Path(path)
     if (path / OLD_FORMAT_FILE).is_file():
-        raise CheckpointError(f"{path} was written by an earlier kit (TensorFlow checkpoint format); continue "
-                              "it with that kit (git checkout 295dca3), or start a new run with --overwrite")
-    state = json.loads((path / STATE_FILE).read_text())
-    same_backend = state.get("backend") == backend
-    with np.load(path / TENSORS_FILE) as saved:
-        for group, variables in groups.items():
-            if group == RANDOM_GROUP and not same_backend:
-                continue
-            keys = sorted(k for k in saved.files if k.startswith(f"{group}/"))
-            if len(keys) != len(variables):
-                raise CheckpointError(f"{path} holds {len(keys)} {group} tensors, this run's models have "
-                                      f"{len(variables)}; it belongs to another preset or kit version")
-            for key, variable in zip(keys, variables):
-                value = saved[key]
-                if tuple(value.shape) != tuple(variable.shape):
-                    raise CheckpointError(f"{path}: {key} has shape {value.shape}, the model wants "
-                                          f"{tuple(variable.shape)}; it belongs to another run")
-                variable.assign(value.astype(keras.backend.standardize_dtype(variable.dtype)))
-    return state
+        raise CheckpointError("written by an earlier kit (TensorFlow checkpoint format); continue it with that "
+                              "kit (git checkout 295dca3), or start a new run with --overwrite")
+    try:
+        state = json.loads((path / STATE_FILE).read_text())
+        with np.load(path / TENSORS_FILE) as saved:
+            arrays = {key: saved[key] for key in saved.files}  # reads every tensor: a truncated one fails here
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # ValueError: also bad JSON
+        raise CheckpointError(f"unreadable ({type(e).__name__}: {str(e)[:80]})") from None
+    missing = [key for key in STATE_KEYS if key not in state] if isinstance(state, dict) else STATE_KEYS
+    if missing:
+        raise CheckpointError(f"{STATE_FILE} lacks {', '.join(missing)}")
+    values = []
+    for group, variables in groups.items():
+        if group == RANDOM_GROUP and state.get("backend") != backend:
+            continue  # another backend's random states: a different format and stream
+        keys = sorted(k for k in arrays if k.startswith(f"{group}/"))
+        if len(keys) != len(variables):
+            raise CheckpointError(f"holds {len(keys)} {group} tensors, this run's models have {len(variables)}; "
+                                  "it belongs to another preset or kit version")
+        for key, variable in zip(keys, variables):
+            if tuple(arrays[key].shape) != tuple(variable.shape):
+                raise CheckpointError(f"{key} has shape {arrays[key].shape}, the model wants "
+                                      f"{tuple(variable.shape)}; it belongs to another run")
+            values.append((variable, arrays[key]))
+    return state, values
+
+
+def restore_newest(run_dir, groups, backend):
+    """Load the newest checkpoint that reads completely into `groups`' variables.
+    Returns (its folder, its state, [(skipped folder, why)]); a CheckpointError if none reads."""
+    skipped = []
+    for path in reversed(complete_checkpoints(run_dir)):
+        try:
+            state, values = read(path, groups, backend)
+        except CheckpointError as e:
+            skipped.append((path, str(e)))
+            continue
+        for variable, value in values:
+            variable.assign(value.astype(keras.backend.standardize_dtype(variable.dtype)))
+        return path, state, skipped
+    if not skipped:
+        raise CheckpointError(f"{run_dir} has no checkpoint to resume from; start it again with --overwrite")
+    name, why = skipped[0][0].name, skipped[0][1]
+    raise CheckpointError(f"no checkpoint of {run_dir} can be read ({len(skipped)} tried; the newest, {name}: "
+                          f"{why}); start it again with --overwrite")
 
 
 def _write_json_durably(path, value):

@@ -21,8 +21,9 @@ def fail(message, status=2):
     raise SystemExit(status)
 
 
-def int_at_least(minimum):
-    """An argparse type: a whole number >= minimum, with a message that says what was wrong."""
+def int_at_least(minimum, maximum=None):
+    """An argparse type: a whole number >= minimum (and <= maximum, if given), with a message that says
+    what was wrong."""
     def parse(text):
         try:
             value = int(text)
@@ -30,12 +31,17 @@ def int_at_least(minimum):
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
     return parse
 
 
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+
+
+seed = int_at_least(0, 2**32 - 1)  # what numpy's and TensorFlow's global seeds take
 
 
 def _number(text):
@@ -49,6 +55,24 @@ def positive_float(text):
     value = _number(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def number_in(low, high):
+    """An argparse type: a number from `low` to `high`, both included."""
+    def parse(text):
+        value = _number(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, got {text}")
+        return value
+    return parse
+
+
+def learning_rate(text):
+    """An argparse type: a number above 0 and at most 1."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be at most 1, got {text}")
     return value
 
 

@@ -35,16 +35,21 @@ class DataError(Exception):
     """A problem with the data files; its message is one line that says what to do."""
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def read_idx(path):
-    """Parse one IDX `.gz` file of unsigned bytes into a numpy array, checking its header and size."""
+    """Parse one IDX file of unsigned bytes, gzipped or not, into a numpy array, checking header and size."""
     path = Path(path)
     try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path}: not a readable gzip file ({e}); download it again") from None
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: not a readable gzip file ({e}); download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path}: not an IDX file (bad magic number); download it again")
     type_code, ndim = raw[2], raw[3]
@@ -70,8 +75,16 @@ def write_idx(path, array):
         f.write(header + array.tobytes())
 
 
+def _file(folder, name):
+    """`name` in `folder`, gzipped as published, or unpacked under the same name without .gz; else None."""
+    for candidate in (folder / name, folder / name.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def _has_all_files(folder):
-    return all((folder / name).is_file() for pair in FILES.values() for name in pair)
+    return all(_file(folder, name) for pair in FILES.values() for name in pair)
 
 
 def find_data_dir(data_dir=None, allow_download=True):
@@ -113,8 +126,13 @@ def load_split(split="train", data_dir=None, limit=None, allow_download=True):
     """(images uint8 [N, 28, 28], labels uint8 [N]) of one split, the first `limit` images if given."""
     folder = find_data_dir(data_dir, allow_download)
     image_name, label_name = FILES[split]
-    images = read_idx(folder / image_name)
-    labels = read_idx(folder / label_name)
+    for name in (image_name, label_name):
+        if not _file(folder, name):
+            expected = ", ".join(name for pair in FILES.values() for name in pair)
+            raise DataError(f"{folder / name}: file not found; the folder must hold {expected} (gzipped as "
+                            "published, or unpacked without .gz)")
+    images = read_idx(_file(folder, image_name))
+    labels = read_idx(_file(folder, label_name))
     if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
         raise DataError(f"{folder / image_name}: images are {images.shape[1:]}, expected 28x28")
     if labels.ndim != 1:

@@ -39,6 +39,9 @@ EXIT_DIVERGED = 3
 # Settings a resumed run must share with the run it continues; --epochs, --data-dir, --xla, --backend and
 # the habits below may change between the two.
 FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "seed", "limit", "precision", "average_decay")
+# Upper bounds of the size flags: far past any preset (latent 128, batch 256, 300 epochs), and short of a
+# typo's cost (--latent 100000 on 320 images took 3.4 minutes, 15.5 GB of memory and 9.4 GB of files).
+MAX_EPOCHS, MAX_BATCH, MAX_LATENT = 10_000, 60_000, 1024
 # What a run measures and saves, with the flags' defaults; config.json records the run's own, which a
 # resumed run keeps unless the flag is given again.
 RUN_HABITS = {"eval_every": 0, "ckpt_every": 1}
@@ -53,18 +56,23 @@ def parse_args(argv=None):
                    help=f"which seed system to train: {', '.join(presets.PRESETS)} (default: "
                         f"{presets.DEFAULT_PRESET}); the flags below override its settings")
     p.add_argument("--list-presets", action="store_true", help="print the presets and their settings, then exit")
-    p.add_argument("--epochs", type=cli.positive_int, help="passes over the data (legacy: 10)")
-    p.add_argument("--batch", type=cli.positive_int,
-                   help="real images per step; D sees as many fakes beside them (legacy: 32)")
-    p.add_argument("--lr", type=cli.positive_float, help="Adam learning rate for D and G (legacy: 1e-3)")
-    p.add_argument("--latent", type=cli.positive_int, help="size of the noise vector z (legacy: 100)")
+    p.add_argument("--epochs", type=cli.int_at_least(1, MAX_EPOCHS),
+                   help=f"passes over the data, 1 to {MAX_EPOCHS} (legacy: 10)")
+    p.add_argument("--batch", type=cli.int_at_least(1, MAX_BATCH),
+                   help=f"real images per step, 1 to {MAX_BATCH}; D sees as many fakes beside them (legacy: 32)")
+    p.add_argument("--lr", type=cli.learning_rate, help="Adam learning rate for D and G, above 0 and at most 1 "
+                                                         "(legacy: 1e-3)")
+    p.add_argument("--latent", type=cli.int_at_least(1, MAX_LATENT),
+                   help=f"size of the noise vector z, 1 to {MAX_LATENT} (legacy: 100)")
     p.add_argument("--average-decay", type=cli.unit_interval, metavar="D",
                    help="draw pictures, generator.keras and scores from a moving average of G's weights with "
-                        "decay D, e.g. 0.999 (kit: 0.999; the seed presets: 0 = off, G as trained)")
-    p.add_argument("--seed", type=cli.non_negative_int,
-                   help="random seed; the same seed on CPU gives the same history (default: a new one, "
-                        "recorded in config.json)")
-    p.add_argument("--limit", type=cli.positive_int, help="train on the first N images only, for quick demos")
+                        "decay D, 0 or more and below 1, e.g. 0.999 (kit: 0.999; the seed presets: 0 = off, G "
+                        "as trained)")
+    p.add_argument("--seed", type=cli.seed,
+                   help="random seed, 0 to 2**32 - 1; the same seed on CPU gives the same history (default: a "
+                        "new one, recorded in config.json)")
+    p.add_argument("--limit", type=cli.positive_int, metavar="N",
+                   help="train on the first N images only (1 or more), for quick demos")
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: search "
                                       f"${data.ENV_VAR}, the Keras cache, {data.DEBIAN_DIR}, then download)")
     p.add_argument("--out", default="out", help="run folder for every output (default: out)")
@@ -77,13 +85,13 @@ def parse_args(argv=None):
     p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], help=backends.PRECISION_HELP)
     p.add_argument("--xla", choices=["auto", "on", "off"], default="auto", help=backends.XLA_HELP)
     p.add_argument("--eval-every", type=cli.non_negative_int, metavar="N",
-                   help="every N epochs, score 2,000 samples with the judge (FD and class coverage, see "
-                        "evaluate.py): added to history.csv and losses.png, a warning when classes collapse "
-                        "or FD keeps rising, and the best-FD generator kept as generator_best.keras "
+                   help="every N epochs (0 or more), score 2,000 samples with the judge (FD and class "
+                        "coverage, see evaluate.py): added to history.csv and losses.png, a warning when classes "
+                        "collapse or FD keeps rising, and the best-FD generator kept as generator_best.keras "
                         "(default: 0, off; --resume keeps the run's own)")
     p.add_argument("--ckpt-every", type=cli.positive_int, metavar="N",
-                   help="write a checkpoint (and generator.keras) every N epochs and at the end (default: 1; "
-                        "--resume keeps the run's own)")
+                   help="write a checkpoint (and generator.keras) every N epochs (1 or more) and at the end "
+                        "(default: 1; --resume keeps the run's own)")
     args = p.parse_args(argv)
     if args.resume and args.overwrite:
         p.error("--resume and --overwrite contradict each other; choose one")
@@ -174,32 +182,37 @@ def build_training(config, jit_compile):
 
 
 def train(args):
+    """Check all that can be checked before anything is written, then train with the run folder locked."""
+    out = Path(args.out)
+    config = config_for_resume(args, out) if args.resume else resolve_config(args)
+    if not args.resume:
+        runs.check_new(out, args.overwrite)
+    data_dir = data.find_data_dir(args.data_dir)
+    images, _ = data.load_split("train", data_dir, config["limit"])
+    if config["batch"] > len(images):
+        cli.fail(f"--batch {config['batch']} is larger than the {len(images)} training images; lower --batch "
+                 "or raise --limit")
+    runs.check_writable(out)
+    with runs.locked(out):
+        if args.overwrite:
+            runs.clear_run(out)
+        return train_in(out, args, config, images, data_dir)
+
+
+def train_in(out, args, config, images, data_dir):
+    """The loop, in a run folder this process holds: build, resume if asked, train epoch after epoch."""
     import averaging
     import checkpoints
     import judge
     import keras
 
-    out = Path(args.out)
     backend = backends.current()
-    config = config_for_resume(args, out) if args.resume else resolve_config(args)
     preset = presets.PRESETS[config["preset"]]
-    if args.resume and not (last := checkpoints.latest(out)):
-        raise runs.RunError(f"--out {out} has no checkpoint to resume from; start it again with --overwrite")
-    data_dir = data.find_data_dir(args.data_dir)
-    images, _ = data.load_split("train", data_dir, config["limit"])
     batch = config["batch"]
-    if batch > len(images):
-        cli.fail(f"--batch {batch} is larger than the {len(images)} training images; lower --batch or raise --limit")
-    if args.resume:
-        runs.check_writable(out)
-    else:
-        runs.prepare_new(out, args.overwrite)
     steps = len(images) // batch  # drop the remainder: one batch shape, one traced train function
-
     config.update(images=len(images), steps_per_epoch=steps, data_dir=str(data_dir), keras=keras.__version__,
                   backend=backend, backend_version=importlib.metadata.version(backend))
     config.pop("tensorflow", None)  # runs made before the kit had backends recorded TensorFlow's version
-    runs.write_config(out, config)
 
     keras.mixed_precision.set_global_policy(config["precision"])
     keras.utils.set_random_seed(config["seed"])
@@ -211,12 +224,20 @@ def train(args):
     # Where the loop starts: a checkpoint holds the epoch in progress, the steps done in it, the shuffling
     # state at that epoch's start (to draw the same order again) and the partial sums of its figures.
     epoch, first_step, sums, seconds_before, history = 1, 0, np.zeros(4), 0.0, []
-    if args.resume:
-        state = checkpoints.restore(last, run.checkpoint, backend)
+    if args.resume:  # nothing on disk changes until a checkpoint has been read whole
+        last, state, skipped = checkpoints.restore_newest(out, run.checkpoint, backend)
+        for path, why in skipped:
+            print(f"skipped checkpoint {path.name}: {why}")
         shuffle.bit_generator.state = state["shuffle_state"]
         epoch, first_step, history = state["epoch"], state["step"], state["history"]
         sums, seconds_before = np.array(state["sums"]), state["seconds"]
-        runs.rewrite_history(out, history)  # rows written after that checkpoint are trained again
+        trained = epoch if first_step == steps else epoch - 1
+        if trained > config["epochs"]:
+            raise runs.RunError(f"--epochs {config['epochs']} is below the {trained} epochs the run in {out} has "
+                                f"trained; pass --epochs {trained + 1} or more to train it longer")
+        if trained == config["epochs"]:
+            raise runs.RunError(f"the run in {out} is finished ({trained} of {trained} epochs); to train it "
+                                f"longer: python dcgan.py --resume --epochs {trained + 10} --out {out}")
         if first_step == steps:  # it was taken at the end of an epoch: start the next one
             shuffle.permutation(len(images))
             epoch, first_step, sums, seconds_before = epoch + 1, 0, np.zeros(4), 0.0
@@ -225,6 +246,9 @@ def train(args):
             print(f"it was written under {state.get('backend', 'tensorflow')} and goes on under {backend}: weights, "
                   "optimizer moments, average, history and frames carry over; the random streams (noise, "
                   "Dropout) start afresh from the seed")
+        runs.rewrite_history(out, history)  # rows written after that checkpoint are trained again
+    runs.write_config(out, config)
+    (out / "images").mkdir(exist_ok=True)
 
     scorer = judge.make_quick_scorer(data_dir) if config["eval_every"] else None
     if scorer:  # its own noise, so scoring never shifts the training stream (exact resume)
@@ -238,8 +262,8 @@ def train(args):
                 averaging.settled_batchnorm(generator, config["noise"], config["latent"]):  # pictures, files
             if row is not None:
                 samples = sampling.draw(generator, run.fixed_noise.numpy(), preset.pixel_range)
-                viz.save_grid(samples, out / "images" / runs.FRAME_PATTERN.format(epoch), config["grid"],
-                              config["grid"])
+                runs.replace_atomically(out / "images" / runs.FRAME_PATTERN.format(epoch),
+                                        lambda path: viz.save_grid(samples, path, config["grid"], config["grid"]))
                 if scorer and epoch % config["eval_every"] == 0:
                     row.update(scorer(sampling.draw(generator, eval_noise, preset.pixel_range)))
                     for warning in judge.warnings(history + [row]):
@@ -293,7 +317,8 @@ def train(args):
                 seconds=seconds))
             epoch, first_step, sums, seconds_before = epoch + 1, 0, np.zeros(4), 0.0
 
-    viz.plot_losses(history, out / "losses.png", title=f"DCGAN, preset {preset.name}")
+    runs.replace_atomically(out / "losses.png",
+                            lambda path: viz.plot_losses(history, path, title=f"DCGAN, preset {preset.name}"))
     print(f"done: {len(history)} epoch(s) in {sum(r['seconds'] for r in history):.0f} s; outputs in {out}/ "
           f"(next: python make_gif.py --run {out}; python generate.py --run {out}; python evaluate.py --run {out})")
     return history

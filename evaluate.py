@@ -19,6 +19,7 @@ import backends
 import cli
 import data
 import metrics
+import runs
 import sampling
 
 ROWS = [  # (key, label, how to read it)
@@ -68,23 +69,26 @@ def main(argv=None):
     what = sampling.add_flags(p, "to score")
     what.add_argument("--train-classifier", action="store_true",
                       help="train the judge's classifier on the training split and save it under judge/")
-    p.add_argument("--samples", type=cli.int_at_least(100), default=10_000,
-                   help="images to generate (default: 10000)")
-    p.add_argument("--seed", type=cli.non_negative_int, default=0, help="noise seed (default: 0)")
+    p.add_argument("--samples", type=cli.int_at_least(100, 60_000), default=10_000,
+                   help="images to generate, 100 to 60000 (as many real training images are scored beside "
+                        "them; default: 10000)")
+    p.add_argument("--seed", type=cli.seed, default=0, help="noise seed, 0 to 2**32 - 1 (default: 0)")
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: the usual search)")
     backends.add_flag(p)
     args = p.parse_args(argv)
-    backends.use(args.backend)
-    import judge  # imports Keras: only now that the backend is chosen
-
     try:
+        backends.use(args.backend)
+        import judge  # imports Keras: only now that the backend is chosen
+
         if args.train_classifier:
             info = judge.train_classifier(args.data_dir)
             print(f"saved {judge.MODEL_FILE}: test accuracy {info['test_accuracy']}, sha256 {info['sha256'][:12]}…")
             return info
         return evaluate(args)
-    except (data.DataError, judge.JudgeError) as e:
+    except (data.DataError, judge.JudgeError, runs.RunError) as e:
         cli.fail(str(e))
+    except KeyboardInterrupt:  # eval.json is written atomically, at the end: the old one is untouched
+        cli.fail("interrupted; nothing was written", status=130)
 
 
 def evaluate(args):
@@ -92,6 +96,7 @@ def evaluate(args):
 
     path = sampling.path_from(args)
     generator, noise_kind, pixel_range = sampling.load(path, args.noise)
+    runs.check_writable(path.parent, named=f"{path.parent} (for eval.json)")  # before minutes of work
     _, feature_model, info = judge.load_classifier()
     started = time.perf_counter()
     data_dir = data.find_data_dir(args.data_dir)
@@ -112,7 +117,7 @@ def evaluate(args):
     report = dict(generator=str(path), samples=args.samples, seed=args.seed, judge=info,
                   generated=generated, real_data=real, seconds=round(time.perf_counter() - started, 1))
     out = path.parent / "eval.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    runs.replace_atomically(out, lambda path: path.write_text(json.dumps(report, indent=2) + "\n"))
     print(f"wrote {out}")
     return report
 

@@ -15,6 +15,7 @@ import numpy as np
 
 import backends
 import cli
+import runs
 import sampling
 import viz
 
@@ -51,16 +52,13 @@ def grid_shape(count):
 
 def generate(path, out, count, walks, steps, seed, noise=None):
     generator, noise_kind, pixel_range = sampling.load(path, noise)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        cli.fail(f"cannot write to --out {out} ({e.strerror}); choose a folder you can write to")
     written = [out / "samples.png"]
-    viz.save_grid(sampling.sample(generator, count, noise_kind, pixel_range, seed), written[0], *grid_shape(count))
+    samples = sampling.sample(generator, count, noise_kind, pixel_range, seed)
+    runs.replace_atomically(written[0], lambda path: viz.save_grid(samples, path, *grid_shape(count)))
     if walks:
         written.append(out / "walks.png")
         images = sampling.draw(generator, walk_noise(generator, walks, steps, noise_kind, seed), pixel_range)
-        viz.save_grid(images, written[1], walks, steps)
+        runs.replace_atomically(written[1], lambda path: viz.save_grid(images, path, walks, steps))
     print(f"wrote {' and '.join(map(str, written))} ({noise_kind} noise, seed {seed})")
     return written
 
@@ -69,12 +67,14 @@ def main(argv=None):
     p = cli.OneLineParser(prog="generate.py", description="Draw new images from a trained generator: a grid "
                                                           "of samples and walks between noise vectors.")
     sampling.add_flags(p, "to draw from")
-    p.add_argument("--count", type=cli.int_at_least(1), default=64, help="images in samples.png (default: 64)")
+    p.add_argument("--count", type=cli.int_at_least(1, MAX_IMAGES), default=64,
+                   help=f"images in samples.png, 1 to {MAX_IMAGES} (default: 64)")
     p.add_argument("--walks", type=cli.non_negative_int, default=8,
-                   help="rows in walks.png, one walk each; 0 skips it (default: 8)")
-    p.add_argument("--steps", type=cli.int_at_least(2), default=10, help="images per walk (default: 10)")
-    p.add_argument("--seed", type=cli.non_negative_int, default=0,
-                   help="noise seed: the same seed draws the same images (default: 0)")
+                   help=f"rows in walks.png, one walk each, 0 or more (0 skips it; walks x steps at most "
+                        f"{MAX_IMAGES}; default: 8)")
+    p.add_argument("--steps", type=cli.int_at_least(2), default=10, help="images per walk, 2 or more (default: 10)")
+    p.add_argument("--seed", type=cli.seed, default=0,
+                   help="noise seed, 0 to 2**32 - 1: the same seed draws the same images (default: 0)")
     p.add_argument("--out", help="folder for the pictures (default: the generator's folder)")
     backends.add_flag(p)
     args = p.parse_args(argv)
@@ -83,10 +83,15 @@ def main(argv=None):
                  "run again with another --seed")
     path = sampling.path_from(args)
     out = Path(args.out) if args.out else path.parent
-    if out.exists() and not out.is_dir():
-        cli.fail(f"--out {out} is a file; give a folder for samples.png and walks.png")
-    backends.use(args.backend)
-    return generate(path, out, args.count, args.walks, args.steps, args.seed, args.noise)
+    sampling.require_file(path)  # before --out is made: a typo in --run must not leave a folder behind
+    try:
+        runs.check_writable(out)  # before any work
+        backends.use(args.backend)
+        return generate(path, out, args.count, args.walks, args.steps, args.seed, args.noise)
+    except runs.RunError as e:
+        cli.fail(str(e))
+    except KeyboardInterrupt:  # pictures are written atomically: the old ones, if any, are untouched
+        cli.fail("interrupted; nothing was written", status=130)
 
 
 if __name__ == "__main__":

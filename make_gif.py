@@ -9,6 +9,10 @@ from pathlib import Path
 import cli
 import runs
 
+# A GIF stores each frame's time in hundredths of a second, as a 16-bit number: 50 fps is 2 of them, and
+# 0.1 fps (10 s a frame) is far inside the 655 s it can hold.
+MIN_FPS, MAX_FPS = 0.1, 50.0
+
 
 def frames_in_epoch_order(images_dir):
     """The frame files sorted by their epoch number (not by name, so epoch 10000 follows 9999)."""
@@ -24,6 +28,10 @@ def make_gif(run, fps):
     frames = frames_in_epoch_order(run / "images")
     if not frames:
         cli.fail(f"no frames in {run / 'images'} (epoch_NNNN.png); train first with python dcgan.py --out {run}")
+    try:
+        runs.check_writable(run, named=f"run folder {run}")  # before reading every frame, not after
+    except runs.RunError as e:
+        cli.fail(str(e))
     pictures = []
     for path in frames:
         try:
@@ -37,7 +45,8 @@ def make_gif(run, fps):
     durations = [1000 / fps] * (len(pictures) - 1) + [max(1000 / fps, 1500)]
     if len(pictures) == 1:  # Pillow wants a number, not a list, for a single frame
         durations = durations[0]
-    iio.imwrite(gif, pictures, extension=".gif", duration=durations, loop=0)
+    runs.replace_atomically(gif, lambda path: iio.imwrite(path, pictures, extension=".gif", duration=durations,
+                                                          loop=0))
     print(f"wrote {gif} ({len(pictures)} frames)")
     return gif
 
@@ -45,9 +54,13 @@ def make_gif(run, fps):
 def main(argv=None):
     p = cli.OneLineParser(prog="make_gif.py", description="Turn a run's epoch grids into an animated GIF.")
     p.add_argument("--run", default="out", help="run folder written by dcgan.py (default: out)")
-    p.add_argument("--fps", type=cli.positive_float, default=2.0, help="frames per second (default: 2)")
+    p.add_argument("--fps", type=cli.number_in(MIN_FPS, MAX_FPS), default=2.0,
+                   help=f"frames per second, {MIN_FPS:g} to {MAX_FPS:g} (default: 2)")
     args = p.parse_args(argv)
-    return make_gif(Path(args.run), args.fps)
+    try:
+        return make_gif(Path(args.run), args.fps)
+    except KeyboardInterrupt:  # the GIF is written atomically: the old one, if any, is untouched
+        cli.fail("interrupted; nothing was written", status=130)
 
 
 if __name__ == "__main__":

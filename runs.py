@@ -4,10 +4,12 @@ Bottom floor of the kit: files only, nothing of GANs.
 
     RUN/config.json  history.csv  images/epoch_NNNN.png  generator.keras  losses.png  dcgan.gif
         eval.json (evaluate.py)  samples.png  walks.png (generate.py)
-        checkpoints/ (see checkpoints.py)
+        checkpoints/ (see checkpoints.py)  .lock (held while a process trains in it)
 """
 
+import contextlib
 import csv
+import fcntl
 import json
 import os
 import re
@@ -17,9 +19,14 @@ from pathlib import Path
 HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds", "fd", "classes_covered"]
 RUN_FILES = ["config.json", "history.csv", "generator.keras", "generator_best.keras", "losses.png", "dcgan.gif",
              "eval.json", "samples.png", "walks.png"]
-RUN_FOLDERS = ["images", "checkpoints"]
+CHECKPOINT_FOLDER = "checkpoints"
+RUN_FOLDERS = ["images", CHECKPOINT_FOLDER]  # removed by --overwrite only when nothing else is in them
 FRAME_PATTERN = "epoch_{:04d}.png"
 FRAME_NAME = re.compile(r"epoch_(\d+)\.png$")  # reads FRAME_PATTERN back, past 9999 epochs too
+CHECKPOINT_PATTERN = "epoch_{:04d}_step_{:06d}"
+CHECKPOINT_NAME = re.compile(r"epoch_(\d{4,})_step_(\d{6,})$")
+UNFINISHED_PREFIXES = (".partial-", ".stale-")  # what the kit writes to, before renaming it into place
+LOCK_FILE = ".lock"  # held (flock) by the process training in the folder; holds its PID
 
 
 class RunError(Exception):
@@ -30,32 +37,84 @@ def is_run(folder):
     return (Path(folder) / "config.json").is_file()
 
 
-def check_writable(out):
-    """Fail early (before any training) if `out` cannot hold a run."""
+def check_writable(out, named=None):
+    """Fail early (before any work) if the folder `out` cannot be written; creates it, nothing in it.
+    `named`: how the message names it (default: --out OUT)."""
+    named = named or f"--out {out}"
     if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out} is a file; give a folder name")
+        raise RunError(f"{named} is a file; give a folder name")
     try:
-        (out / "images").mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write_test"
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
-        raise RunError(f"cannot write to --out {out} ({e.strerror}); choose a folder you can write to") from None
+        raise RunError(f"cannot write to {named} ({e.strerror}); choose a folder you can write to") from None
 
 
-def prepare_new(out, overwrite):
-    """Make `out` ready for a new run; never delete anything that is not the kit's own."""
-    if out.is_dir() and any(out.iterdir()):
+def check_new(out, overwrite):
+    """Refuse, before anything is written, an `out` that holds something a new run must not replace."""
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file; give a folder name")
+    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
         if not is_run(out):
             raise RunError(f"--out {out} holds files that are not a DCGAN run; choose a new or empty folder")
         if not overwrite:
             raise RunError(f"--out {out} already holds a run; pass --resume to continue it, --overwrite to "
                            "replace it, or choose another --out")
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        for name in RUN_FOLDERS:
-            shutil.rmtree(out / name, ignore_errors=True)
-    check_writable(out)
+
+
+def kit_files(out):
+    """Every file and folder of `out` that the kit wrote, known by its name (finished or cut short by a
+    crash); nothing a user put there."""
+    def ours(folder, is_kit_name, want_folder=False):
+        if not folder.is_dir():
+            return []
+        return [p for p in folder.iterdir() if p.is_dir() == want_folder and is_kit_name(_finished_name(p))]
+
+    return (ours(out, lambda name: name in RUN_FILES) + ours(out / "images", FRAME_NAME.fullmatch)
+            + ours(out / CHECKPOINT_FOLDER, CHECKPOINT_NAME.fullmatch, want_folder=True))
+
+
+def _finished_name(path):
+    name = path.name
+    for prefix in UNFINISHED_PREFIXES:
+        name = name.removeprefix(prefix)
+    return name
+
+
+def clear_run(out):
+    """--overwrite: remove the kit's own files from `out`, then its folders if nothing else is left in them."""
+    for path in kit_files(out):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    for name in RUN_FOLDERS:
+        if (out / name).is_dir() and not any((out / name).iterdir()):
+            (out / name).rmdir()
+
+
+@contextlib.contextmanager
+def locked(out):
+    """Inside the block this process alone trains in `out`. The lock is the operating system's (flock), so
+    it goes with the process, however it ends: a folder left by a killed run is simply taken over."""
+    with open(out / LOCK_FILE, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise RunError(f"--out {out} is in use by another training process (PID {holder}); wait for it to "
+                           "end, stop it, or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def read_config(out):
@@ -99,5 +158,9 @@ def replace_atomically(path, write):
     """Call write(temporary_path), then rename it over `path`: readers see the old file or the new one."""
     path = Path(path)
     temporary = path.with_name(f".partial-{path.stem}{path.suffix}")  # keep the suffix: Keras checks it
-    write(temporary)
+    try:
+        write(temporary)
+    except BaseException:  # a full disk, Ctrl-C: the old file stays, and no half-written one lies beside it
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, path)

@@ -48,12 +48,17 @@ def load(path, noise=None):
     return generator, noise or "normal", ((0, 1) if getattr(activation, "__name__", "") == "sigmoid" else (-1, 1))
 
 
+def require_file(path):
+    """A one-line error, before any work, if there is no generator file at `path`."""
+    if not path.is_file():
+        cli.fail(f"generator file {path} not found; train one with python dcgan.py, or pass --generator PATH")
+
+
 def load_generator(path):
     """A saved generator: a Keras model mapping (n, latent) noise to (n, 28, 28, 1) images."""
     import keras
 
-    if not path.is_file():
-        cli.fail(f"generator file {path} not found; train one with python dcgan.py, or pass --generator PATH")
+    require_file(path)
     try:
         generator = keras.models.load_model(path)
     except Exception as e:  # Keras raises many types for a file that is not one of its models

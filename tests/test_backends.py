@@ -134,8 +134,8 @@ import keras, checkpoints, dcgan
 run = Path(sys.argv[2])
 config = json.loads((run / "config.json").read_text())
 training = dcgan.build_training(config, "auto")
-last = checkpoints.latest(run)
-checkpoints.restore(last, training.checkpoint, backends.current())
+last, _, skipped = checkpoints.restore_newest(run, training.checkpoint, backends.current())
+assert not skipped
 with np.load(last / checkpoints.TENSORS_FILE) as saved:
     for group, variables in training.checkpoint.items():
         if group != checkpoints.RANDOM_GROUP:

@@ -1,5 +1,6 @@
 """Every wrong input: one line on stderr that says what to do, a non-zero exit, never a traceback."""
 
+import os
 import subprocess
 import sys
 
@@ -8,6 +9,12 @@ import pytest
 
 import data
 from conftest import ROOT, write_fake_fashion_mnist
+
+
+# Flags, data files and run folders are checked before a backend computes anything: these cases run once,
+# in the TensorFlow pass of CI, not again under JAX.
+pytestmark = pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                                reason="backend-free checks: run in the TensorFlow pass")
 
 
 def run_script(script, *args, cwd):
@@ -26,6 +33,8 @@ def workspace(tmp_path_factory):
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     not_idx = write_fake_fashion_mnist(root / "not_idx")
     (not_idx / data.FILES["train"][0]).write_text("<html>not found</html>")
+    renamed = write_fake_fashion_mnist(root / "renamed")
+    (renamed / data.FILES["train"][0]).rename(renamed / "train-images.gz")
     (root / "a_file").write_text("x")
     (root / "foreign").mkdir()
     (root / "foreign" / "thesis.tex").write_text("precious")
@@ -61,7 +70,16 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("dcgan.py", "--data-dir {root}/nowhere", "data folder {root}/nowhere does not exist"),
     ("dcgan.py", "--data-dir {root}/missing --out {root}/o2", "train-labels-idx1-ubyte.gz: file not found"),
     ("dcgan.py", "--data-dir {root}/truncated --out {root}/o3", "train-images-idx3-ubyte.gz: not a readable gzip"),
-    ("dcgan.py", "--data-dir {root}/not_idx --out {root}/o4", "train-images-idx3-ubyte.gz: not a readable gzip"),
+    ("dcgan.py", "--data-dir {root}/not_idx --out {root}/o4", "train-images-idx3-ubyte.gz: not an IDX file"),
+    ("dcgan.py", "--data-dir {root}/renamed --out {root}/o5",
+     "train-images-idx3-ubyte.gz: file not found; the folder must hold train-images-idx3-ubyte.gz, "),
+    ("dcgan.py", "--seed 4294967296", "argument --seed: must be at most 4294967295, got 4294967296"),
+    ("dcgan.py", "--latent 100000", "argument --latent: must be at most 1024, got 100000"),
+    ("dcgan.py", "--lr 2", "argument --lr: must be at most 1, got 2"),
+    ("make_gif.py", "--fps 1e-9", "argument --fps: must be from 0.1 to 50, got 1e-9"),
+    ("make_gif.py", "--fps 1000", "argument --fps: must be from 0.1 to 50, got 1000"),
+    ("evaluate.py", "--samples 60001", "argument --samples: must be at most 60000"),
+    ("generate.py", "--seed 4294967296", "argument --seed: must be at most 4294967295"),
     ("dcgan.py", "--data-dir {root}/good --out {root}/a_file", "--out {root}/a_file is a file"),
     ("dcgan.py", "--data-dir {root}/good --out {root}/a_file/sub", "cannot write to --out {root}/a_file/sub"),
     ("dcgan.py", "--data-dir {root}/good --out {root}/foreign", "holds files that are not a DCGAN run"),
@@ -74,7 +92,7 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("make_gif.py", "--run {root}/nowhere", "run folder {root}/nowhere does not exist"),
     ("make_gif.py", "--run {root}/foreign", "no frames in"),
     ("make_gif.py", "--run {root}/frames", "epoch_0001.png cannot be read"),
-    ("make_gif.py", "--fps 0", "argument --fps: must be a finite number above 0"),
+    ("make_gif.py", "--fps 0", "argument --fps: must be from 0.1 to 50, got 0"),
     ("evaluate.py", "--generator {root}/not_a_model.keras", "not_a_model.keras is not a Keras model file"),
     ("evaluate.py", "--run {root}/nowhere", "generator file {root}/nowhere/generator.keras not found"),
     ("evaluate.py", "--samples 5", "argument --samples: must be at least 100"),

@@ -94,3 +94,14 @@ def test_pixel_scaling_round_trips_for_both_ranges():
         assert x.shape == (1, 28, 3, 1)
         assert x.min() == pixel_range[0] and x.max() == pixel_range[1]
         np.testing.assert_array_equal(data.to_uint8(x, pixel_range), images)
+
+
+def test_unpacked_files_without_gz_are_read_too(tiny_data):
+    for pair in data.FILES.values():
+        for name in pair:
+            packed = tiny_data / name
+            (tiny_data / name.removesuffix(".gz")).write_bytes(gzip.decompress(packed.read_bytes()))
+            packed.unlink()
+    images, labels = data.load_split("train", tiny_data)
+    assert images.shape == (96, 28, 28) and len(labels) == 96
+    assert data.find_data_dir(str(tiny_data)) == tiny_data

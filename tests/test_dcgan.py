@@ -160,3 +160,23 @@ def test_xla_flag_compiles_both_train_steps(tiny_data, tmp_path, built_gans):
     auto_compiles = keras.backend.backend() == "jax"  # Keras's "auto" on a CPU: only JAX compiles with XLA
     assert auto_d.jit_compile == auto_gan.jit_compile == auto_compiles
     assert all(np.isfinite(row["d_loss"]) and np.isfinite(row["g_loss"]) for row in history)
+
+
+def test_an_interrupted_gif_write_keeps_the_old_gif(tmp_path, monkeypatch, capsys):
+    import viz
+
+    (tmp_path / "images").mkdir()
+    for epoch in (1, 2):
+        viz.save_grid(np.full((4, 28, 28), 60 * epoch, np.uint8), tmp_path / "images" / f"epoch_{epoch:04d}.png", 2, 2)
+    gif = make_gif.main(["--run", str(tmp_path)])
+    before = gif.read_bytes()
+
+    def cut_short(path, *args, **kwargs):
+        path.write_bytes(b"GIF89a")  # a few bytes in, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(iio, "imwrite", cut_short)
+    with pytest.raises(SystemExit) as e:
+        make_gif.main(["--run", str(tmp_path), "--fps", "4"])
+    assert e.value.code == 130 and "interrupted; nothing was written" in capsys.readouterr().err
+    assert gif.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["dcgan.gif", "images"]

@@ -91,7 +91,7 @@ def test_a_broken_run_config_beside_the_generator_is_a_one_line_error(tmp_path, 
 @pytest.mark.parametrize("args, message", [
     (["--steps", "1"], "--steps"),
     (["--count", "0"], "--count"),
-    (["--count", "2501"], "2500 at most"),
+    (["--count", "2501"], "must be at most 2500"),
     (["--walks", "100", "--steps", "26"], "2500 at most"),
     (["--run", "nowhere"], "generator file nowhere/generator.keras not found"),
     (["--out", "a_file"], "--out a_file is a file"),
@@ -104,3 +104,4 @@ def test_wrong_input_is_one_line(tmp_path, monkeypatch, capsys, args, message):
         generate.main(args)
     error = capsys.readouterr().err.strip()
     assert e.value.code == 2 and message in error and "\n" not in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "out"]  # no folder made for a wrong input

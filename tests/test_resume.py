@@ -13,6 +13,7 @@ import pytest
 
 import checkpoints
 import dcgan
+import runs
 import models
 from conftest import ROOT, write_fake_fashion_mnist
 
@@ -154,3 +155,91 @@ def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path
     assert epoch == 2 and 0 < step < 200  # mid-epoch, where Ctrl-C landed
     dcgan.main(["--resume", "--out", str(run), "--data-dir", str(slow_data)])
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2"]
+
+
+def damage_tensors(checkpoint):
+    tensors = checkpoint / checkpoints.TENSORS_FILE
+    tensors.write_bytes(tensors.read_bytes()[: tensors.stat().st_size // 2])
+
+
+def damage_state(checkpoint):
+    (checkpoint / checkpoints.STATE_FILE).write_text('{"epoch": 2, "step"')
+
+
+def empty_state(checkpoint):
+    (checkpoint / checkpoints.STATE_FILE).write_text("{}")
+
+
+def lose_tensors(checkpoint):
+    (checkpoint / checkpoints.TENSORS_FILE).unlink()
+
+
+@pytest.mark.parametrize("damage", [damage_tensors, damage_state, empty_state, lose_tensors],
+                         ids=lambda damage: damage.__name__)
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tiny_data, tmp_path, capsys, damage):
+    run = tmp_path / "run"
+    dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
+    damage(checkpoints.latest(run))
+    capsys.readouterr()
+    dcgan.main(["--resume", "--epochs", "3", "--out", str(run), "--data-dir", str(tiny_data)])
+    out = capsys.readouterr().out
+    assert "skipped checkpoint epoch_0002_step_000004:" in out and "resuming" in out and "epoch 2, step 0" in out
+    assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2", "3"]  # epoch 2 trained again
+
+
+def test_when_no_checkpoint_reads_nothing_on_disk_changes(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
+    for checkpoint in checkpoints.complete_checkpoints(run):
+        damage_tensors(checkpoint)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        dcgan.main(["--resume", "--epochs", "5", "--out", str(run), "--data-dir", str(tiny_data)])
+    error = capsys.readouterr().err
+    assert e.value.code == 2 and error.count("\n") == 1 and "no checkpoint of" in error and "2 tried" in error
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # config.json still says 2
+
+
+@pytest.mark.parametrize("epochs, message", [(None, "is finished (2 of 2 epochs); to train it longer: "
+                                                    "python dcgan.py --resume --epochs 12"),
+                                             ("1", "--epochs 1 is below the 2 epochs")])
+def test_a_finished_run_or_fewer_epochs_is_one_line_and_changes_nothing(tiny_data, tmp_path, capsys, epochs,
+                                                                         message):
+    run = tmp_path / "run"
+    dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
+    config = (run / "config.json").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        dcgan.main(["--resume", *(["--epochs", epochs] if epochs else []), "--out", str(run),
+                    "--data-dir", str(tiny_data)])
+    error = capsys.readouterr().err
+    assert e.value.code == 2 and error.count("\n") == 1 and message in error
+    assert (run / "config.json").read_text() == config
+
+
+def test_a_second_process_on_the_same_run_folder_is_refused(slow_data, tmp_path):
+    run = tmp_path / "run"
+    first = start_training(slow_data, run, epochs=50)  # still training when the second one asks
+    wait_for_checkpoint(run, first)
+    second = subprocess.run([sys.executable, str(ROOT / "dcgan.py"), "--resume", "--data-dir", str(slow_data),
+                             "--out", str(run)], capture_output=True, text=True)
+    still_training = first.poll() is None
+    first.kill()
+    first.wait()
+    assert still_training and second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert f"is in use by another training process (PID {first.pid})" in second.stderr
+    with runs.locked(run):  # the lock went with the killed process: the folder is free again
+        pass
+
+
+def test_overwrite_removes_only_what_the_kit_wrote(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
+    mine = [run / "images" / "my_sketch.png", run / "notes.txt", run / "checkpoints" / "keep_me"]
+    for path in mine:
+        path.write_text("precious")
+    dcgan.main(run_args(tiny_data, run, "--epochs", "1", "--overwrite"))
+    assert all(path.read_text() == "precious" for path in mine)
+    assert sorted(p.name for p in (run / "images").iterdir()) == ["epoch_0001.png", "my_sketch.png"]
+    assert len(history_rows(run)) == 2 and checkpoints.latest(run).name == "epoch_0001_step_000004"
