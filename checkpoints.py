@@ -33,8 +33,9 @@ RANDOM_GROUP = "random_state"  # the only group that does not cross backends
 KEEP = 3
 
 
-class CheckpointError(Exception):
-    """A checkpoint that cannot be resumed here; the message is one line that says what to do."""
+class CheckpointError(runs.RunError):
+    """A checkpoint that cannot be resumed here (so a run folder that cannot be used as asked); the message
+    is one line that says what to do."""
 
 
 def random_state_variables(model):

@@ -128,7 +128,7 @@ def load_split(split="train", data_dir=None, limit=None, allow_download=True):
     image_name, label_name = FILES[split]
     for name in (image_name, label_name):
         if not _file(folder, name):
-            expected = ", ".join(name for pair in FILES.values() for name in pair)
+            expected = ", ".join(file for pair in FILES.values() for file in pair)
             raise DataError(f"{folder / name}: file not found; the folder must hold {expected} (gzipped as "
                             "published, or unpacked without .gz)")
     images = read_idx(_file(folder, image_name))

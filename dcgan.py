@@ -168,7 +168,7 @@ def build_training(config, jit_compile):
     preset = presets.PRESETS[config["preset"]]
     generator, discriminator, gan = models.build_gan(preset, config["latent"], config["lr"], jit_compile)
     batch_maker = train_step.BatchMaker(generator, config["noise"], config["seed"], config["label_noise"],
-                                   config["fakes_in_training_mode"])
+                                        config["fakes_in_training_mode"])
     # The same z every epoch, so frames show G change; from numpy, so the same on every backend.
     fixed_noise = keras.Variable(sampling.noise_on_host(config["noise"], config["grid"] ** 2, config["latent"],
                                                         config["seed"]), trainable=False, name="fixed_noise")
@@ -353,12 +353,9 @@ def main(argv=None):
         backends.use(args.backend)
         if args.list_presets:
             return print_presets()
-        import checkpoints
-
-        try:
-            return train(args)
-        except (data.DataError, runs.RunError, checkpoints.CheckpointError) as e:
-            cli.fail(str(e))
+        return train(args)
+    except (data.DataError, runs.RunError) as e:  # runs.RunError includes checkpoints.CheckpointError
+        cli.fail(str(e))
     except KeyboardInterrupt:  # before the loop took over Ctrl-C: nothing was trained, nothing is lost
         cli.fail("interrupted before training started; nothing to save", status=EXIT_INTERRUPTED)
 
