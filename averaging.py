@@ -87,3 +87,11 @@ def settled_batchnorm(generator, noise_kind, latent, samples=SETTLE_SAMPLES):
             n.moving_mean.assign(mean)
             n.moving_variance.assign(variance)
 
+
+@contextlib.contextmanager
+def as_shown(generator, average, noise_kind, latent):
+    """Inside the block G is as its pictures and files show it: the averaged weights (when the run keeps
+    an average) with settled BatchNorm; on the way out, as trained again."""
+    with (average.swapped_in() if average else contextlib.nullcontext()), \
+            settled_batchnorm(generator, noise_kind, latent):
+        yield generator

@@ -97,7 +97,8 @@ def find_data_dir(data_dir=None, allow_download=True):
         if named:
             folder = Path(named).expanduser()
             if not folder.is_dir():
-                raise DataError(f"data folder {folder} does not exist; {HOW_TO_FIX}")
+                what = "is a file, not a folder" if folder.exists() else "does not exist"
+                raise DataError(f"data folder {folder} {what}; {HOW_TO_FIX}")
             return folder
     looked = ["--data-dir (not given)", f"${ENV_VAR} (not set)"]
     for folder in (KERAS_CACHE.expanduser(), DEBIAN_DIR):

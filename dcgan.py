@@ -12,7 +12,6 @@ batch, so the frames of a run can be compared and stitched into an animation, an
 Everything lands in one run folder (--out, default `out`): see runs.py for the list.
 """
 
-import contextlib
 import importlib.metadata
 import signal
 import time
@@ -247,6 +246,9 @@ def train_in(out, args, config, images, data_dir):
                   "optimizer moments, average, history and frames carry over; the random streams (noise, "
                   "Dropout) start afresh from the seed")
         runs.rewrite_history(out, history)  # rows written after that checkpoint are trained again
+        # generator.keras is the checkpoint's G as shown: one cut short or deleted is made again from it.
+        with averaging.as_shown(generator, average, config["noise"], config["latent"]):
+            runs.replace_atomically(out / "generator.keras", generator.save)
     runs.write_config(out, config)
     (out / "images").mkdir(exist_ok=True)
 
@@ -258,8 +260,7 @@ def train_in(out, args, config, images, data_dir):
         """At an epoch's end (row given): its frame, its scores if due, its history row. Then, when due or
         on Ctrl-C (no row): generator.keras and a checkpoint."""
         due = row is None or epoch % config["ckpt_every"] == 0 or epoch == config["epochs"]
-        with (average.swapped_in() if average else contextlib.nullcontext()), \
-                averaging.settled_batchnorm(generator, config["noise"], config["latent"]):  # pictures, files
+        with averaging.as_shown(generator, average, config["noise"], config["latent"]):  # pictures, files
             if row is not None:
                 samples = sampling.draw(generator, run.fixed_noise.numpy(), preset.pixel_range)
                 runs.replace_atomically(out / "images" / runs.FRAME_PATTERN.format(epoch),

@@ -24,7 +24,8 @@ def make_gif(run, fps):
     import imageio.v3 as iio
 
     if not run.is_dir():
-        cli.fail(f"run folder {run} does not exist; train first with python dcgan.py --out {run}")
+        what = "is a file, not a folder" if run.exists() else "does not exist"
+        cli.fail(f"run folder {run} {what}; train first with python dcgan.py --out {run}")
     frames = frames_in_epoch_order(run / "images")
     if not frames:
         cli.fail(f"no frames in {run / 'images'} (epoch_NNNN.png); train first with python dcgan.py --out {run}")

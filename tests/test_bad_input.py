@@ -1,13 +1,18 @@
 """Every wrong input: one line on stderr that says what to do, a non-zero exit, never a traceback."""
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import data
+import runs
 from conftest import ROOT, write_fake_fashion_mnist
 
 
@@ -17,8 +22,24 @@ pytestmark = pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") !=
                                 reason="backend-free checks: run in the TensorFlow pass")
 
 
-def run_script(script, *args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, cwd=cwd)
+def run_script(script, *args, cwd, prefix=()):
+    return subprocess.run([*prefix, sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+def every_file(folder):
+    """{path: sha256} of every file under `folder`: what the user had, to compare after a failed command.
+    Not the run's lock file: a process that took it leaves it behind, empty of meaning once it has ended
+    (deleting it on the way out would let two processes lock two different files)."""
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).rglob("*"))
+            if p.is_file() and p.name != runs.LOCK_FILE}
+
+
+def assert_one_line(result, message, status=2):
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +111,8 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
      "--preset tutorial contradicts the run"),
     ("dcgan.py", "--resume --batch 8 --data-dir {root}/good --out {root}/run", "--batch 8 contradicts the run"),
     ("make_gif.py", "--run {root}/nowhere", "run folder {root}/nowhere does not exist"),
+    ("make_gif.py", "--run {root}/a_file", "run folder {root}/a_file is a file, not a folder"),
+    ("dcgan.py", "--data-dir {root}/a_file", "data folder {root}/a_file is a file, not a folder"),
     ("make_gif.py", "--run {root}/foreign", "no frames in"),
     ("make_gif.py", "--run {root}/frames", "epoch_0001.png cannot be read"),
     ("make_gif.py", "--fps 0", "argument --fps: must be from 0.1 to 50, got 0"),
@@ -102,15 +125,58 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
 
 @pytest.mark.parametrize("script, arguments, message", CASES, ids=[f"{s} {a}" for s, a, _ in CASES])
 def test_bad_input(workspace, script, arguments, message):
+    before = every_file(workspace)
     args = [a.format(root=workspace) for a in arguments.split()]
-    result = run_script(script, *args, cwd=workspace)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert message.format(root=workspace) in result.stderr, result.stderr
+    assert_one_line(run_script(script, *args, cwd=workspace), message.format(root=workspace))
+    assert every_file(workspace) == before  # nothing the user had is changed, and nothing is added
 
 
 def test_nothing_of_the_user_is_touched(workspace):
     assert (workspace / "foreign" / "thesis.tex").read_text() == "precious"
     assert (workspace / "run" / "generator.keras").is_file()
     assert np.all([(workspace / "run" / "images" / "epoch_0001.png").is_file()])
+
+
+@pytest.fixture(scope="module")
+def read_only(workspace):
+    """A copy of the finished run and its data in a folder the scripts may read but not write, and the
+    command prefix that makes it so. chmod does not stop root: as root the script runs in a mount namespace
+    of its own in which the folder is mounted read-only, as a write-protected disk would be."""
+    top = Path(tempfile.mkdtemp(prefix="dcgan-read-only-"))
+    shutil.copytree(workspace / "run", top / "run")
+    shutil.copytree(workspace / "good", top / "data")
+    locked = [top, *top.rglob("*")]
+    prefix = []
+    if os.geteuid() == 0:
+        prefix = ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && '
+                  'exec "$@"', str(top)]
+        if subprocess.run([*prefix, "sh", "-c", 'touch "$0"/probe 2>/dev/null; test ! -e "$0"/probe', str(top)],
+                          capture_output=True).returncode:
+            shutil.rmtree(top)
+            pytest.skip("running as root where a read-only mount cannot be made (no unshare --mount)")
+    else:
+        for path in locked:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+    yield top, prefix
+    for path in locked:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    shutil.rmtree(top)
+
+
+READ_ONLY_CASES = [  # (script, arguments with {top} for the read-only folder, what the one line must say)
+    ("dcgan.py", "--resume --epochs 3 --data-dir {top}/data --out {top}/run", "cannot write to --out {top}/run ("),
+    ("dcgan.py", "--epochs 1 --data-dir {top}/data --out {top}/run/new", "cannot write to --out {top}/run/new ("),
+    ("make_gif.py", "--run {top}/run", "cannot write to run folder {top}/run ("),
+    ("generate.py", "--run {top}/run", "cannot write to --out {top}/run ("),
+    ("evaluate.py", "--run {top}/run --data-dir {top}/data", "cannot write to {top}/run (for eval.json)"),
+]
+
+
+@pytest.mark.parametrize("script, arguments, message", READ_ONLY_CASES,
+                         ids=[f"{s} {a}" for s, a, _ in READ_ONLY_CASES])
+def test_a_folder_that_cannot_be_written_is_found_before_any_work(read_only, script, arguments, message):
+    top, prefix = read_only
+    before = every_file(top / "run")
+    args = [a.format(top=top) for a in arguments.split()]
+    assert_one_line(run_script(script, *args, cwd=top, prefix=prefix), message.format(top=top))
+    assert every_file(top / "run") == before

@@ -108,6 +108,22 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_kept(tiny_data, tmp_path, 
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_damaged_generator_file_is_made_again_from_the_checkpoint_at_resume(tiny_data, tmp_path, monkeypatch,
+                                                                              damage):
+    run = tmp_path / "run"
+    dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
+    saved = generator_weights(run)
+    path = run / "generator.keras"
+    path.write_bytes(path.read_bytes()[:1000]) if damage == "truncate" else path.unlink()
+    monkeypatch.setattr(models, "train_generator", lambda *args: float("nan"))  # stops at the first step
+    with pytest.raises(SystemExit) as e:
+        dcgan.main(["--resume", "--epochs", "3", "--out", str(run), "--data-dir", str(tiny_data)])
+    assert e.value.code == dcgan.EXIT_DIVERGED
+    for a, b in zip(saved, generator_weights(run)):
+        np.testing.assert_array_equal(a, b)
+
+
 def start_training(data_dir, out, epochs):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, str(ROOT / "dcgan.py"), "--epochs", str(epochs), "--batch", "8",
