@@ -6,6 +6,7 @@ Bottom floor of the kit. Every wrong input ends as one line on stderr and exit s
 import argparse
 import contextlib
 import os
+import shlex
 import sys
 
 
@@ -19,6 +20,11 @@ class OneLineParser(argparse.ArgumentParser):
 def fail(message, status=2):
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(status)
+
+
+def command(*words):
+    """A command line to print for the user to copy: paths with spaces or quotes come out quoted."""
+    return " ".join(shlex.quote(str(word)) for word in words)
 
 
 def int_at_least(minimum, maximum=None):

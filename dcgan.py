@@ -20,12 +20,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from tqdm import tqdm
 
 import backends
 import cli
 import data
 import presets
+import progress
 import runs
 import sampling
 import viz
@@ -43,7 +43,10 @@ FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "seed", "limit", "precisio
 MAX_EPOCHS, MAX_BATCH, MAX_LATENT = 10_000, 60_000, 1024
 # What a run measures and saves, with the flags' defaults; config.json records the run's own, which a
 # resumed run keeps unless the flag is given again.
-RUN_HABITS = {"eval_every": 0, "ckpt_every": 1}
+RUN_HABITS = {"eval_every": 0, "ckpt_every": 1, "picture_size": viz.PICTURE_SIZE}
+# Where output is not a terminal (a log file, a notebook, CI), tqdm's bar is off and a line of progress is
+# printed at most this often within an epoch, besides the line at each epoch's end.
+LOG_EVERY_SECONDS = 30
 
 
 def parse_args(argv=None):
@@ -91,6 +94,11 @@ def parse_args(argv=None):
     p.add_argument("--ckpt-every", type=cli.positive_int, metavar="N",
                    help="write a checkpoint (and generator.keras) every N epochs (1 or more) and at the end "
                         "(default: 1; --resume keeps the run's own)")
+    p.add_argument("--picture-size", type=cli.int_at_least(viz.MIN_PICTURE_SIZE, viz.MAX_PICTURE_SIZE),
+                   metavar="PX", help=f"the longer side of each epoch's picture in pixels, {viz.MIN_PICTURE_SIZE} "
+                                      f"to {viz.MAX_PICTURE_SIZE}; each sample pixel becomes a sharp square "
+                                      f"(default: {viz.PICTURE_SIZE}, for a projector; --resume keeps the run's "
+                                      "own)")
     args = p.parse_args(argv)
     if args.resume and args.overwrite:
         p.error("--resume and --overwrite contradict each other; choose one")
@@ -180,8 +188,9 @@ def build_training(config, jit_compile):
         checkpoint=checkpoints.training_state(generator, discriminator, gan, batch_maker, fixed_noise, average))
 
 
-def train(args):
-    """Check all that can be checked before anything is written, then train with the run folder locked."""
+def train(args, started):
+    """Check all that can be checked before anything is written, then train with the run folder locked.
+    `started`: time.perf_counter() when the script began, for the closing line's total."""
     out = Path(args.out)
     config = config_for_resume(args, out) if args.resume else resolve_config(args)
     if not args.resume:
@@ -195,10 +204,10 @@ def train(args):
     with runs.locked(out):
         if args.overwrite:
             runs.clear_run(out)
-        return train_in(out, args, config, images, data_dir)
+        return train_in(out, args, config, images, data_dir, started)
 
 
-def train_in(out, args, config, images, data_dir):
+def train_in(out, args, config, images, data_dir, started):
     """The loop, in a run folder this process holds: build, resume if asked, train epoch after epoch."""
     import averaging
     import checkpoints
@@ -223,6 +232,7 @@ def train_in(out, args, config, images, data_dir):
     # Where the loop starts: a checkpoint holds the epoch in progress, the steps done in it, the shuffling
     # state at that epoch's start (to draw the same order again) and the partial sums of its figures.
     epoch, first_step, sums, seconds_before, history = 1, 0, np.zeros(4), 0.0, []
+    step_rows, epoch_step_rows = [], []  # every step so far (for losses.png); the epoch in progress's
     if args.resume:  # nothing on disk changes until a checkpoint has been read whole
         last, state, skipped = checkpoints.restore_newest(out, run.checkpoint, backend)
         for path, why in skipped:
@@ -235,17 +245,22 @@ def train_in(out, args, config, images, data_dir):
             raise runs.RunError(f"--epochs {config['epochs']} is below the {trained} epochs the run in {out} has "
                                 f"trained; pass --epochs {trained + 1} or more to train it longer")
         if trained == config["epochs"]:
+            longer = cli.command("python", "dcgan.py", "--resume", "--epochs", trained + 10, "--out", out)
             raise runs.RunError(f"the run in {out} is finished ({trained} of {trained} epochs); to train it "
-                                f"longer: python dcgan.py --resume --epochs {trained + 10} --out {out}")
+                                f"longer: {longer}")
         if first_step == steps:  # it was taken at the end of an epoch: start the next one
             shuffle.permutation(len(images))
             epoch, first_step, sums, seconds_before = epoch + 1, 0, np.zeros(4), 0.0
+        else:  # mid-epoch: the steps of the epoch so far come with the checkpoint
+            epoch_step_rows = state.get("step_rows", [])
+        step_rows = runs.read_steps(out, before_epoch=epoch)
         print(f"resuming {out} at epoch {epoch}, step {first_step} (checkpoint {last.name})")
         if state.get("backend", "tensorflow") != backend:
             print(f"it was written under {state.get('backend', 'tensorflow')} and goes on under {backend}: weights, "
                   "optimizer moments, average, history and frames carry over; the random streams (noise, "
                   "Dropout) start afresh from the seed")
-        runs.rewrite_history(out, history)  # rows written after that checkpoint are trained again
+        runs.write_history(out, history)  # rows written after that checkpoint are trained again
+        runs.write_steps(out, step_rows)
         # generator.keras is the checkpoint's G as shown: one cut short or deleted is made again from it.
         with averaging.as_shown(generator, average, config["noise"], config["latent"]):
             runs.replace_atomically(out / "generator.keras", generator.save)
@@ -263,33 +278,35 @@ def train_in(out, args, config, images, data_dir):
         with averaging.as_shown(generator, average, config["noise"], config["latent"]):  # pictures, files
             if row is not None:
                 samples = sampling.draw(generator, run.fixed_noise.numpy(), preset.pixel_range)
+                caption = f"epoch {epoch} of {config['epochs']} ({epoch * steps:,} steps)"
                 runs.replace_atomically(out / "images" / runs.FRAME_PATTERN.format(epoch),
-                                        lambda path: viz.save_grid(samples, path, config["grid"], config["grid"]))
+                                        lambda path: viz.save_grid(samples, path, config["grid"], config["grid"],
+                                                                   config["picture_size"], caption))
                 if scorer and epoch % config["eval_every"] == 0:
                     row.update(scorer(sampling.draw(generator, eval_noise, preset.pixel_range)))
-                    for warning in judge.warnings(history + [row]):
-                        tqdm.write(f"warning: {warning}")
                     if row["fd"] <= min(r["fd"] for r in history + [row] if r.get("fd") not in (None, "")):
                         runs.replace_atomically(out / "generator_best.keras", generator.save)
             if due:
                 runs.replace_atomically(out / "generator.keras", generator.save)
         if row is not None:
             history.append(row)
-            runs.append_history(out, row)
+            step_rows.extend(epoch_step_rows)
+            runs.write_history(out, history)
+            runs.write_steps(out, step_rows)
         if due:  # outside the block: the checkpoint keeps the trailing averages training goes on with
             state = dict(epoch=epoch, step=step, shuffle_state=shuffle_state, sums=list(map(float, sums)),
-                         seconds=seconds, history=history, backend=backend)
+                         seconds=seconds, history=history, backend=backend,
+                         step_rows=[] if row is not None else epoch_step_rows)
             return checkpoints.write(out, run.checkpoint, state)
 
     print(f"training preset {preset.name} on {len(images)} images, {steps} steps of {batch} per epoch, with "
           f"{backends.describe_device()}")
     with StopOnInterrupt() as interrupt:
         while epoch <= config["epochs"]:
-            started = time.perf_counter() - seconds_before
+            epoch_started = time.perf_counter() - seconds_before
             shuffle_state = shuffle.bit_generator.state
             order = shuffle.permutation(len(images))[:steps * batch].reshape(steps, batch)
-            bar = tqdm(range(first_step, steps), desc=f"epoch {epoch}/{config['epochs']}", unit="step",
-                       initial=first_step, total=steps)
+            bar = progress.EpochProgress(epoch, config["epochs"], first_step, steps, LOG_EVERY_SECONDS)
             for step in bar:
                 d_loss, g_loss, acc_real, acc_fake = run.train_step(keras.ops.take(real_images, order[step], axis=0))
                 if not np.isfinite(d_loss + g_loss):
@@ -302,33 +319,41 @@ def train_in(out, args, config, images, data_dir):
                 if average:
                     average.update()
                 sums += (d_loss, g_loss, acc_real, acc_fake)
-                if step % 10 == 0 or step == steps - 1:
-                    mean = sums / (step + 1)
-                    bar.set_postfix_str(f"d_loss={mean[0]:.3f} g_loss={mean[1]:.3f} "
-                                        f"acc_real={mean[2]:.2f} acc_fake={mean[3]:.2f}", refresh=False)
+                epoch_step_rows.append(dict(epoch=epoch, step=step + 1, d_loss=float(d_loss), g_loss=float(g_loss),
+                                            d_acc_real=float(acc_real), d_acc_fake=float(acc_fake)))
+                bar.show(step, sums / (step + 1))
                 if interrupt.received:
                     bar.close()
-                    saved = save_progress(epoch, step + 1, shuffle_state, sums, time.perf_counter() - started)
+                    saved = save_progress(epoch, step + 1, shuffle_state, sums,
+                                          time.perf_counter() - epoch_started)
                     cli.fail(f"interrupted ({interrupt.received.name}); saved checkpoint {saved.name}. Continue "
-                             f"with: python dcgan.py --resume --out {out}", status=128 + interrupt.received)
+                             f"with: {cli.command('python', 'dcgan.py', '--resume', '--out', out)}",
+                             status=128 + interrupt.received)
+            bar.close()
             mean = sums / steps
-            seconds = time.perf_counter() - started
-            save_progress(epoch, steps, shuffle_state, sums, seconds, row=dict(
-                epoch=epoch, d_loss=mean[0], g_loss=mean[1], d_acc_real=mean[2], d_acc_fake=mean[3],
-                seconds=seconds))
-            epoch, first_step, sums, seconds_before = epoch + 1, 0, np.zeros(4), 0.0
+            seconds = time.perf_counter() - epoch_started
+            row = dict(epoch=epoch, d_loss=mean[0], g_loss=mean[1], d_acc_real=mean[2], d_acc_fake=mean[3],
+                       seconds=seconds)
+            save_progress(epoch, steps, shuffle_state, sums, seconds, row=row)
+            print(progress.epoch_line(row, config["epochs"], steps * batch / seconds), flush=True)
+            if "fd" in row:  # scored this epoch: what the scores say, under the line that shows them
+                for warning in judge.warnings(history):
+                    print(f"  warning: {warning}", flush=True)
+            epoch, first_step, sums, seconds_before, epoch_step_rows = epoch + 1, 0, np.zeros(4), 0.0, []
 
-    runs.replace_atomically(out / "losses.png",
-                            lambda path: viz.plot_losses(history, path, title=f"DCGAN, preset {preset.name}"))
-    print(f"done: {len(history)} epoch(s) in {sum(r['seconds'] for r in history):.0f} s; outputs in {out}/ "
-          f"(next: python make_gif.py --run {out}; python generate.py --run {out}; python evaluate.py --run {out})")
+    runs.replace_atomically(out / "losses.png", lambda path: viz.plot_training(
+        step_rows, history, path, title=f"DCGAN, preset {preset.name}, {len(history)} epoch(s)"))
+    print(f"done: {len(history)} epoch(s), {time.perf_counter() - started:.0f} s in all (start-up, training, "
+          f"pictures{', scoring' if scorer else ''}); outputs in {out}/ "
+          "(next: " + "; ".join(cli.command("python", script, "--run", out)
+                                for script in ("make_gif.py", "generate.py", "evaluate.py")) + ")")
     return history
 
 
 def print_presets():
     """One row per preset: what it builds, how it samples and scales, how it learns."""
     header = ["preset", "G params", "D params", "latent", "pixels", "G output", "loss", "Adam",
-              "G shown", "batch", "epochs", "grid", "system (../shared/SEEDS.md)"]
+              "G shown", "batch", "epochs", "grid", "system (SYSTEMS.md)"]
     rows = []
     import models
 
@@ -349,12 +374,13 @@ def print_presets():
 
 
 def main(argv=None):
+    started = time.perf_counter()
     args = parse_args(argv)
     try:
         backends.use(args.backend)
         if args.list_presets:
             return print_presets()
-        return train(args)
+        return train(args, started)
     except (data.DataError, runs.RunError) as e:  # runs.RunError includes checkpoints.CheckpointError
         cli.fail(str(e))
     except KeyboardInterrupt:  # before the loop took over Ctrl-C: nothing was trained, nothing is lost

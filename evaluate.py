@@ -14,6 +14,7 @@ import json
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 import backends
 import cli
@@ -60,7 +61,8 @@ def print_table(generated, real, title):
                 return f"{value:.2f}±{result['kid_std']:.2f}"
             return f"{value}" if isinstance(value, int) else f"{value:.3f}"
         print(f"{label:34} {cell(generated):>14} {cell(real):>14}  {reading}")
-    print("class shares (generator):", " ".join(f"{s:.2f}" for s in generated["histogram"]))
+    print("class shares (generator; 0.10 each is even):",
+          ", ".join(f"{name} {share:.2f}" for name, share in zip(data.CLASS_NAMES, generated["histogram"])))
 
 
 def main(argv=None):
@@ -102,16 +104,24 @@ def evaluate(args):
     data_dir = data.find_data_dir(args.data_dir)
     train_images, _ = data.load_split("train", data_dir)
     test_images, _ = data.load_split("test", data_dir)
-    reference, _ = judge.features_and_probabilities(feature_model, test_images)
-    train_features, train_probs = judge.features_and_probabilities(feature_model, train_images)
     images = sampling.sample(generator, args.samples, noise_kind, pixel_range, args.seed)
-    sample_features, sample_probs = judge.features_and_probabilities(feature_model, images)
-    generated = score(sample_features, sample_probs, reference, args.seed)
+    # Progress on a terminal only (tqdm's disable=None): a log gets the table, not carriage returns.
+    with tqdm(total=len(test_images) + len(train_images) + len(images), desc="judging images", unit="img",
+              unit_scale=True, disable=None) as bar:
+        reference, _ = judge.real_features(feature_model, info, "test", test_images, bar=bar)
+        train_features, train_probs = judge.real_features(feature_model, info, "train", train_images, bar=bar)
+        sample_features, sample_probs = judge.features_and_probabilities(feature_model, images, bar=bar)
     real_subset = np.random.default_rng(args.seed).choice(len(train_images), args.samples, replace=False)
-    real = score(train_features[real_subset], train_probs[real_subset], reference, args.seed)
-    # Memorisation: samples against held-out test images, both measured to their nearest training image.
-    generated["nearest_train"] = metrics.nearest_train_distance(sample_features, train_features)
-    real["nearest_train"] = metrics.nearest_train_distance(reference, train_features)
+    with tqdm(total=4, desc="scoring", unit="figure set", disable=None) as bar:
+        generated = score(sample_features, sample_probs, reference, args.seed)
+        bar.update()
+        real = score(train_features[real_subset], train_probs[real_subset], reference, args.seed)
+        bar.update()
+        # Memorisation: samples against held-out test images, both measured to their nearest training image.
+        generated["nearest_train"] = metrics.nearest_train_distance(sample_features, train_features)
+        bar.update()
+        real["nearest_train"] = metrics.nearest_train_distance(reference, train_features)
+        bar.update()
     print_table(generated, real, f"{path}: {args.samples} samples vs the 10,000 test images "
                                  f"(judge: test accuracy {info['test_accuracy']})")
     report = dict(generator=str(path), samples=args.samples, seed=args.seed, judge=info,

@@ -50,15 +50,19 @@ def grid_shape(count):
     return int(np.ceil(count / cols)), cols
 
 
-def generate(path, out, count, walks, steps, seed, noise=None):
+def generate(path, out, count, walks, steps, seed, noise=None, size=viz.PICTURE_SIZE):
     generator, noise_kind, pixel_range = sampling.load(path, noise)
     written = [out / "samples.png"]
     samples = sampling.sample(generator, count, noise_kind, pixel_range, seed)
-    runs.replace_atomically(written[0], lambda path: viz.save_grid(samples, path, *grid_shape(count)))
+    caption = f"{count} new samples from {Path(path.parent.name, path.name)} (seed {seed})"
+    runs.replace_atomically(written[0], lambda path: viz.save_grid(samples, path, *grid_shape(count), size,
+                                                                   caption))
     if walks:
         written.append(out / "walks.png")
         images = sampling.draw(generator, walk_noise(generator, walks, steps, noise_kind, seed), pixel_range)
-        runs.replace_atomically(written[1], lambda path: viz.save_grid(images, path, walks, steps))
+        caption = f"{walks} walk{'s' if walks > 1 else ''} through the noise, {steps} steps each"
+        runs.replace_atomically(written[1], lambda path: viz.save_grid(images, path, walks, steps, size, caption,
+                                                                       {0: "start", steps - 1: "end"}))
     print(f"wrote {' and '.join(map(str, written))} ({noise_kind} noise, seed {seed})")
     return written
 
@@ -75,6 +79,10 @@ def main(argv=None):
     p.add_argument("--steps", type=cli.int_at_least(2), default=10, help="images per walk, 2 or more (default: 10)")
     p.add_argument("--seed", type=cli.seed, default=0,
                    help="noise seed, 0 to 2**32 - 1: the same seed draws the same images (default: 0)")
+    p.add_argument("--picture-size", type=cli.int_at_least(viz.MIN_PICTURE_SIZE, viz.MAX_PICTURE_SIZE),
+                   default=viz.PICTURE_SIZE, metavar="PX",
+                   help=f"the longer side of each picture's grid in pixels, {viz.MIN_PICTURE_SIZE} to "
+                        f"{viz.MAX_PICTURE_SIZE} (default: {viz.PICTURE_SIZE}, for a projector)")
     p.add_argument("--out", help="folder for the pictures (default: the generator's folder)")
     backends.add_flag(p)
     args = p.parse_args(argv)
@@ -87,7 +95,8 @@ def main(argv=None):
     try:
         runs.check_writable(out)  # before any work
         backends.use(args.backend)
-        return generate(path, out, args.count, args.walks, args.steps, args.seed, args.noise)
+        return generate(path, out, args.count, args.walks, args.steps, args.seed, args.noise,
+                        args.picture_size)
     except runs.RunError as e:
         cli.fail(str(e))
     except KeyboardInterrupt:  # pictures are written atomically: the old ones, if any, are untouched

@@ -6,6 +6,8 @@
 
 from pathlib import Path
 
+import numpy as np
+
 import cli
 import runs
 
@@ -20,15 +22,27 @@ def frames_in_epoch_order(images_dir):
     return [p for _, p in sorted(found)]
 
 
+def same_size(pictures):
+    """Every frame at the size of the last: a run resumed with another --picture-size (or by an older kit)
+    has frames of two sizes, and a GIF has one. Nearest-neighbour, so sample pixels stay sharp squares."""
+    from PIL import Image
+
+    height, width = pictures[-1].shape[:2]
+    return [p if p.shape[:2] == (height, width) else np.asarray(Image.fromarray(p).resize((width, height),
+                                                                                          Image.Resampling.NEAREST))
+            for p in pictures]
+
+
 def make_gif(run, fps):
     import imageio.v3 as iio
 
+    train_first = cli.command("python", "dcgan.py", "--out", run)
     if not run.is_dir():
         what = "is a file, not a folder" if run.exists() else "does not exist"
-        cli.fail(f"run folder {run} {what}; train first with python dcgan.py --out {run}")
+        cli.fail(f"run folder {run} {what}; train first with {train_first}")
     frames = frames_in_epoch_order(run / "images")
     if not frames:
-        cli.fail(f"no frames in {run / 'images'} (epoch_NNNN.png); train first with python dcgan.py --out {run}")
+        cli.fail(f"no frames in {run / 'images'} (epoch_NNNN.png); train first with {train_first}")
     try:
         runs.check_writable(run, named=f"run folder {run}")  # before reading every frame, not after
     except runs.RunError as e:
@@ -39,8 +53,7 @@ def make_gif(run, fps):
             pictures.append(iio.imread(path))
         except Exception as e:  # imageio raises many types for a damaged file; all mean the same here
             cli.fail(f"frame {path} cannot be read ({type(e).__name__}); delete it or retrain that epoch")
-    if len({p.shape for p in pictures}) > 1:
-        cli.fail(f"frames in {run / 'images'} differ in size; they come from different runs")
+    pictures = same_size(pictures)
     gif = run / "dcgan.gif"
     # loop=0 repeats forever; the last frame is held a little longer so the final result can be seen.
     durations = [1000 / fps] * (len(pictures) - 1) + [max(1000 / fps, 1500)]

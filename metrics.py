@@ -81,27 +81,36 @@ def class_coverage(probabilities, classes=10, min_share=0.05):
                 classes_covered=int((shares >= min_share).sum()))
 
 
-def _pairwise_distances_min_k(queries, points, k, chunk=1024):
+def _squared_distances(queries, points, point_norms):
+    return (queries ** 2).sum(axis=1)[:, None] - 2 * queries @ points.T + point_norms[None, :]
+
+
+# Queries are compared with all points CHUNK at a time: 256 x 60,000 float32 distances are 61 MB, so
+# memorisation against the whole training set stays far below a gigabyte.
+CHUNK = 256
+
+
+def _pairwise_distances_min_k(queries, points, k):
     """Distance from each query to its k-th nearest neighbour among `points` (k=1: the nearest)."""
     points = np.asarray(points, np.float32)
     point_norms = (points ** 2).sum(axis=1)
     result = np.empty(len(queries), np.float32)
-    for start in range(0, len(queries), chunk):
-        q = np.asarray(queries[start:start + chunk], np.float32)
-        squared = (q ** 2).sum(axis=1)[:, None] - 2 * q @ points.T + point_norms[None, :]
-        result[start:start + chunk] = np.sqrt(np.clip(np.partition(squared, k - 1, axis=1)[:, k - 1], 0, None))
+    for start in range(0, len(queries), CHUNK):
+        squared = _squared_distances(np.asarray(queries[start:start + CHUNK], np.float32), points, point_norms)
+        # The nearest: a plain minimum, several times faster than partitioning every row.
+        kth = squared.min(axis=1) if k == 1 else np.partition(squared, k - 1, axis=1)[:, k - 1]
+        result[start:start + CHUNK] = np.sqrt(np.clip(kth, 0, None))
     return result
 
 
-def _within_manifold(queries, reference, k, chunk=1024):
+def _within_manifold(queries, reference, k):
     """Share of queries inside the union of balls around each reference point (radius: its k-th neighbour)."""
     reference = np.asarray(reference, np.float32)
     radii = _pairwise_distances_min_k(reference, reference, k + 1)  # k+1: each point is its own nearest
     ref_norms = (reference ** 2).sum(axis=1)
     inside = 0
-    for start in range(0, len(queries), chunk):
-        q = np.asarray(queries[start:start + chunk], np.float32)
-        squared = (q ** 2).sum(axis=1)[:, None] - 2 * q @ reference.T + ref_norms[None, :]
+    for start in range(0, len(queries), CHUNK):
+        squared = _squared_distances(np.asarray(queries[start:start + CHUNK], np.float32), reference, ref_norms)
         inside += int((np.sqrt(np.clip(squared, 0, None)) <= radii[None, :]).any(axis=1).sum())
     return inside / len(queries)
 

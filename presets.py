@@ -14,7 +14,7 @@ NOISE_KINDS = ("normal", "uniform")  # the z distributions a preset (or --noise 
 @dataclass(frozen=True)
 class Preset:
     name: str
-    system: str            # which write-up of ../shared/SEEDS.md it reproduces
+    system: str            # which system of SYSTEMS.md it reproduces
     generator: str         # key of models.GENERATORS
     discriminator: str     # key of models.DISCRIMINATORS
     generator_options: dict = field(default_factory=dict)      # extra arguments of the generator builder

@@ -2,7 +2,7 @@
 
 Bottom floor of the kit: files only, nothing of GANs.
 
-    RUN/config.json  history.csv  images/epoch_NNNN.png  generator.keras  losses.png  dcgan.gif
+    RUN/config.json  history.csv  steps.csv  images/epoch_NNNN.png  generator.keras  losses.png  dcgan.gif
         eval.json (evaluate.py)  samples.png  walks.png (generate.py)
         checkpoints/ (see checkpoints.py)  .lock (held while a process trains in it)
 """
@@ -17,7 +17,8 @@ import shutil
 from pathlib import Path
 
 HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds", "fd", "classes_covered"]
-RUN_FILES = ["config.json", "history.csv", "generator.keras", "generator_best.keras", "losses.png", "dcgan.gif",
+STEP_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake"]  # steps.csv: one row a step
+RUN_FILES = ["config.json", "history.csv", "steps.csv", "generator.keras", "generator_best.keras", "losses.png", "dcgan.gif",
              "eval.json", "samples.png", "walks.png"]
 CHECKPOINT_FOLDER = "checkpoints"
 RUN_FOLDERS = ["images", CHECKPOINT_FOLDER]  # removed by --overwrite only when nothing else is in them
@@ -134,24 +135,36 @@ def _format(row):
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
 
 
-def append_history(out, row):
-    path = out / "history.csv"
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(_format(row))
-
-
-def rewrite_history(out, rows):
-    """Replace history.csv with `rows` (on resume: drop rows of epochs the checkpoint does not hold)."""
-    def write(path):
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+def _write_csv(path, fields, rows):
+    def write(temporary):
+        with open(temporary, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(_format(row) for row in rows)
-    replace_atomically(out / "history.csv", write)
+    replace_atomically(path, write)
+
+
+def write_history(out, rows):
+    """history.csv: one row per epoch trained, all of them, rewritten whole (on resume, the rows the
+    checkpoint holds: later ones are trained again)."""
+    _write_csv(out / "history.csv", HISTORY_FIELDS, rows)
+
+
+def write_steps(out, rows):
+    """steps.csv: every step's losses and D's accuracies, for the curves of losses.png."""
+    _write_csv(out / "steps.csv", STEP_FIELDS, rows)
+
+
+def read_steps(out, before_epoch):
+    """The rows of steps.csv of epochs before `before_epoch` ([] when there is no such file, or it cannot be
+    read: the curves then start later, nothing else depends on them)."""
+    try:
+        with open(out / "steps.csv", newline="") as f:
+            rows = [{k: (int if k in ("epoch", "step") else float)(row[k]) for k in STEP_FIELDS}
+                    for row in csv.DictReader(f)]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [row for row in rows if row["epoch"] < before_epoch]
 
 
 def replace_atomically(path, write):

@@ -1,55 +1,122 @@
-"""Arrays to pictures: the sample grid and the loss curves.
+"""Arrays to pictures: the sample grid and the training curves, sized to be shown to a room.
 
-Bottom floor of the kit: knows images and plots, nothing of GANs.
+Bottom floor of the kit: knows images and plots, nothing of GANs. Matplotlib is imported only to plot, so
+scripts that merely import this module (and print --help) start fast.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no screen is needed or assumed
-import imageio.v3 as iio
-import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-GRID_GAP = 2    # pixels of black between tiles, so neighbouring samples don't merge
-GRID_ZOOM = 2   # 28-pixel tiles are tiny on a modern screen; repeat each pixel this many times
+GRID_GAP = 2          # pixels of black between tiles, so neighbouring samples don't merge
+PICTURE_SIZE = 720    # default: a grid's longer side, in pixels; reads on a projector from the back row
+MIN_PICTURE_SIZE, MAX_PICTURE_SIZE = 100, 4000
+FONT_SHARE = 0.045    # caption letters are this share of the picture's longer side...
+MIN_FONT, MAX_FONT = 14, 48  # ...within these sizes, in pixels
 
 
-def image_grid(images_uint8, rows, cols):
-    """uint8 [N, H, W] -> one uint8 [rows*(H+gap)-gap, ...] picture, filled row by row."""
+def grid_side(count):
+    """Pixels along a side of `count` 28-pixel tiles with their gaps, before zooming."""
+    return count * (28 + GRID_GAP) - GRID_GAP
+
+
+def zoom_for(rows, cols, size=PICTURE_SIZE):
+    """How many times to repeat each pixel so the grid's longer side is about `size`: a whole number, so
+    every sample pixel becomes a sharp square (no blur from resampling)."""
+    return max(1, round(size / max(grid_side(rows), grid_side(cols))))
+
+
+def image_grid(images_uint8, rows, cols, zoom=1):
+    """uint8 [N, 28, 28] -> one uint8 picture of rows x cols tiles, filled row by row, each pixel `zoom`
+    times."""
     n, h, w = images_uint8.shape
-    grid = np.zeros((rows * (h + GRID_GAP) - GRID_GAP, cols * (w + GRID_GAP) - GRID_GAP), np.uint8)
+    grid = np.zeros((grid_side(rows), grid_side(cols)), np.uint8)
     for i in range(min(n, rows * cols)):
         r, c = divmod(i, cols)
         grid[r * (h + GRID_GAP):r * (h + GRID_GAP) + h, c * (w + GRID_GAP):c * (w + GRID_GAP) + w] = images_uint8[i]
-    return np.kron(grid, np.ones((GRID_ZOOM, GRID_ZOOM), np.uint8))
+    return np.kron(grid, np.ones((zoom, zoom), np.uint8))
 
 
-def save_grid(images_uint8, path, rows, cols):
-    iio.imwrite(path, image_grid(images_uint8, rows, cols))
+def _font(picture_width):
+    return ImageFont.load_default(size=int(np.clip(FONT_SHARE * picture_width, MIN_FONT, MAX_FONT)))
 
 
-def plot_losses(history, path, title="DCGAN training"):
-    """history: dicts with epoch, d_loss, g_loss, d_acc_real, d_acc_fake (and fd where scored) -> a PNG."""
+def _text_band(width, font, texts):
+    """A black band as wide as the picture with white `texts` on it: [(x_centre or None, text)]; None
+    centres the text on the band."""
+    height = int(font.size * 1.5)
+    band = Image.new("L", (width, height))
+    draw = ImageDraw.Draw(band)
+    for x, text in texts:
+        draw.text((width / 2 if x is None else x, height / 2), text, fill=255, font=font, anchor="mm")
+    return np.asarray(band)
+
+
+def captioned_grid(images_uint8, rows, cols, size=PICTURE_SIZE, caption=None, column_labels=None):
+    """The grid zoomed to about `size` pixels, under a caption band (the epoch, what is shown) and a band of
+    column labels ({column: text}, e.g. a walk's start and end) when given."""
+    zoom = zoom_for(rows, cols, size)
+    grid = image_grid(images_uint8, rows, cols, zoom)
+    font = _font(max(grid.shape))
+    bands = []
+    if caption:
+        bands.append(_text_band(grid.shape[1], font, [(None, caption)]))
+    if column_labels:
+        pitch = (28 + GRID_GAP) * zoom
+        bands.append(_text_band(grid.shape[1], font, [(c * pitch + 14 * zoom, text)
+                                                      for c, text in column_labels.items()]))
+    return np.concatenate([*bands, grid])
+
+
+def save_grid(images_uint8, path, rows, cols, size=PICTURE_SIZE, caption=None, column_labels=None):
+    Image.fromarray(captioned_grid(images_uint8, rows, cols, size, caption, column_labels)).save(path, format="PNG")
+
+
+def smoothed(values, window):
+    """Trailing mean over the last `window` values (fewer at the start), as long as `values`."""
+    values = np.asarray(values, np.float64)
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(0, ends - window)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def plot_training(steps, history, path, title="DCGAN training"):
+    """steps: per-step dicts (epoch, step, d_loss, g_loss, d_acc_real, d_acc_fake; step counts from 1 in its
+    epoch), history: per-epoch rows (fd where scored) -> one PNG. Each step is drawn faintly, the trailing
+    mean over about a fiftieth of the run boldly (system E's habit), so even a one-epoch demo has curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no screen is needed or assumed
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    steps_per_epoch = max(row["step"] for row in steps) if steps else 1
+    x = [row["epoch"] - 1 + row["step"] / steps_per_epoch for row in steps]  # in epochs, fractional
+    window = max(1, len(steps) // 50)
     scored = [row for row in history if row.get("fd") not in (None, "")]
-    epochs = [row["epoch"] for row in history]
-    fig, axes = plt.subplots(1, 3 if scored else 2, figsize=(15 if scored else 10, 4))
-    ax_loss, ax_acc = axes[0], axes[1]
-    ax_loss.plot(epochs, [row["d_loss"] for row in history], "o-", label="discriminator")
-    ax_loss.plot(epochs, [row["g_loss"] for row in history], "o-", label="generator")
-    ax_loss.set(xlabel="epoch", ylabel="mean loss", title="losses")
-    ax_loss.legend()
-    ax_acc.plot(epochs, [row["d_acc_real"] for row in history], "o-", label="D on real")
-    ax_acc.plot(epochs, [row["d_acc_fake"] for row in history], "o-", label="D on fake")
-    ax_acc.axhline(0.5, color="grey", lw=0.8, ls="--")  # a D at 0.5 on both can no longer tell them apart
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02), title="discriminator accuracy")
-    ax_acc.legend()
-    if scored:  # FD: the judge's distance from the test images; lower is better
-        axes[2].plot([r["epoch"] for r in scored], [float(r["fd"]) for r in scored], "o-", color="purple")
-        axes[2].set(xlabel="epoch", ylabel="FD (lower is better)", title="sample quality (judge)")
-    for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with plt.rc_context({"font.size": 16, "axes.titlesize": 20, "legend.fontsize": 14, "lines.linewidth": 2.5}):
+        fig, axes = plt.subplots(1, 3 if scored else 2, figsize=(22 if scored else 15, 6.5))
+        panels = [(axes[0], [("d_loss", "D's loss"), ("g_loss", "G's loss")], "loss (BCE)",
+                   (np.log(2), "ln 2 = 0.69: D can only guess")),
+                  (axes[1], [("d_acc_real", "D right on real"), ("d_acc_fake", "D right on fake")], "accuracy",
+                   (0.5, "0.5: D can only guess"))]
+        for ax, curves, ylabel, (level, meaning) in panels:
+            for key, label in curves:
+                values = [row[key] for row in steps]
+                line, = ax.plot(x, smoothed(values, window), label=label)
+                ax.plot(x, values, color=line.get_color(), alpha=0.15, linewidth=0.8)
+            ax.axhline(level, color="grey", linestyle="--", linewidth=1.5, label=meaning)
+            ax.set(xlabel="epoch", ylabel=ylabel, xlim=(0, max(x, default=1)))
+            ax.legend(loc="best")
+            ax.grid(alpha=0.3)
+        axes[0].set_title("losses, step by step")
+        axes[1].set(title="how often D is right", ylim=(-0.02, 1.02))
+        if scored:  # FD: the judge's distance from the test images; lower is better
+            axes[2].plot([r["epoch"] for r in scored], [float(r["fd"]) for r in scored], "o-", color="purple")
+            axes[2].set(xlabel="epoch", ylabel="FD (lower is better)", title="sample quality (judge)")
+            axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))  # scored at whole epochs
+            axes[2].grid(alpha=0.3)
+        fig.suptitle(title, fontsize=22)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100, format="png")
+        plt.close(fig)

@@ -9,6 +9,7 @@ import data
 import dcgan
 import make_gif
 import runs
+import viz
 
 
 def read_history(run):
@@ -25,17 +26,24 @@ def train_tiny(tiny_data, out, *extra):
                        "--data-dir", str(tiny_data), "--out", str(out), *extra])
 
 
-def test_smoke_run_leaves_every_output_and_the_gif_has_one_frame_per_epoch(tiny_data, tmp_path):
+def test_smoke_run_leaves_every_output_and_the_gif_has_one_frame_per_epoch(tiny_data, tmp_path, capsys):
     import keras
 
     run = tmp_path / "run"
     train_tiny(tiny_data, run)
-    for name in ("config.json", "history.csv", "generator.keras", "losses.png",
+    for name in ("config.json", "history.csv", "steps.csv", "generator.keras", "losses.png",
                  "images/epoch_0001.png", "images/epoch_0002.png"):
         assert (run / name).is_file(), name
     history = read_history(run)
     assert [row["epoch"] for row in history] == ["1", "2"]
     assert set(history[0]) == set(runs.HISTORY_FIELDS)
+    with open(run / "steps.csv") as f:  # every step, for losses.png's curves
+        assert [(row["epoch"], row["step"]) for row in csv.DictReader(f)] == [
+            (str(e), str(s)) for e in (1, 2) for s in (1, 2, 3, 4)]
+    out, err = capsys.readouterr()  # not a terminal: no bar, one line an epoch, then the closing line
+    lines = out.splitlines()
+    assert [line.split("  ")[0] for line in lines if line.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
+    assert "\r" not in out + err and "img/s" in lines[-2] and " s in all (" in lines[-1]
     config = json.loads((run / "config.json").read_text())
     assert config["epochs"] == 2 and config["batch"] == 16 and config["seed"] == 3 and config["limit"] == 64
     assert config["steps_per_epoch"] == 4
@@ -46,7 +54,9 @@ def test_smoke_run_leaves_every_output_and_the_gif_has_one_frame_per_epoch(tiny_
     assert samples.min() >= -1 and samples.max() <= 1
 
     grid = iio.imread(run / "images" / "epoch_0001.png")
-    assert grid.ndim == 2 and grid.shape[0] == grid.shape[1] > 5 * 28
+    zoom = viz.zoom_for(5, 5)
+    assert grid.ndim == 2 and grid.shape[1] == zoom * viz.grid_side(5) and zoom >= 4  # projector-sized
+    assert grid.shape[0] > grid.shape[1] and grid[:grid.shape[0] - grid.shape[1]].max() == 255  # a caption
 
     gif = make_gif.main(["--run", str(run)])
     assert iio.imread(gif, index=None).shape[0] == 2

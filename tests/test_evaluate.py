@@ -39,6 +39,27 @@ def test_committed_classifier_matches_its_recorded_hash_and_accuracy():
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
 
 
+def test_real_features_are_computed_once_then_read_back_and_a_damaged_cache_is_recomputed(tmp_path, monkeypatch):
+    _, features, info = judge.load_classifier()
+    images = np.random.default_rng(0).integers(0, 256, (50, 28, 28), dtype=np.uint8)
+    monkeypatch.setattr(judge, "CACHE_DIR", tmp_path / "cache")
+    computed = []
+    compute = judge.features_and_probabilities
+    monkeypatch.setattr(judge, "features_and_probabilities", lambda *a, **k: computed.append(1) or compute(*a, **k))
+    first = judge.real_features(features, info, "test", images)
+    second = judge.real_features(features, info, "test", images)
+    assert len(computed) == 1  # the second came from the cache, and is the same
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    other = judge.real_features(features, info, "test", images[::-1].copy())  # other images: another file
+    assert len(computed) == 2 and not np.array_equal(other[0], first[0])
+    for cached in (tmp_path / "cache").iterdir():
+        cached.write_bytes(cached.read_bytes()[:100])
+    again = judge.real_features(features, info, "test", images)
+    assert len(computed) == 3
+    np.testing.assert_array_equal(again[0], first[0])
+
+
 def test_a_damaged_classifier_is_refused(tmp_path, monkeypatch):
     shutil.copy(judge.INFO_FILE, tmp_path / judge.INFO_FILE.name)
     (tmp_path / judge.MODEL_FILE.name).write_bytes(judge.MODEL_FILE.read_bytes()[:-10])
@@ -70,7 +91,7 @@ def test_a_file_that_is_not_a_generator_is_a_one_line_error(tmp_path, capsys):
     assert e.value.code == 2 and "is not a Keras model file" in capsys.readouterr().err
 
 
-def test_eval_every_scores_epochs_keeps_the_best_and_plots_fd(tiny_data, tmp_path):
+def test_eval_every_scores_epochs_keeps_the_best_and_prints_fd(tiny_data, tmp_path, capsys):
     run = tmp_path / "run"
     dcgan.main(["--epochs", "2", "--batch", "16", "--limit", "64", "--seed", "0", "--eval-every", "1",
                 "--data-dir", str(tiny_data), "--out", str(run)])
@@ -78,6 +99,9 @@ def test_eval_every_scores_epochs_keeps_the_best_and_plots_fd(tiny_data, tmp_pat
         rows = list(csv.DictReader(f))
     assert all(float(row["fd"]) > 0 and 1 <= int(row["classes_covered"]) <= 10 for row in rows)
     assert (run / "generator_best.keras").is_file()
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert [f"FD {float(row['fd']):.1f}, {row['classes_covered']} of 10 classes" in line
+            for row, line in zip(rows, printed)] == [True, True]
 
 
 def test_warnings_for_collapse_and_rising_fd():

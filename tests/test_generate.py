@@ -24,11 +24,12 @@ def random_generator(folder, noise="uniform", latent=100):
     return folder / "generator.keras"
 
 
-def tile(picture, row, col):
-    """Cut one 28x28 image back out of a viz grid picture."""
-    step = (28 + viz.GRID_GAP) * viz.GRID_ZOOM
-    return picture[row * step:row * step + 28 * viz.GRID_ZOOM:viz.GRID_ZOOM,
-                   col * step:col * step + 28 * viz.GRID_ZOOM:viz.GRID_ZOOM]
+def tile(picture, rows, cols, row, col):
+    """Cut one 28x28 image back out of a viz grid picture of rows x cols tiles (under its caption bands)."""
+    zoom = viz.zoom_for(rows, cols)
+    top = picture.shape[0] - viz.grid_side(rows) * zoom
+    step = (28 + viz.GRID_GAP) * zoom
+    return picture[top + row * step:top + row * step + 28 * zoom:zoom, col * step:col * step + 28 * zoom:zoom]
 
 
 def test_walks_follow_the_great_circle_and_end_on_their_ends():
@@ -49,15 +50,19 @@ def test_generate_writes_samples_and_walks_from_the_runs_noise(tmp_path, capsys)
     first = generate.main(["--run", str(tmp_path / "run"), "--count", "10", "--walks", "3", "--steps", "4"])
     assert "uniform noise" in capsys.readouterr().out
     samples, walks = (iio.imread(p) for p in first)
-    assert samples.shape == viz.image_grid(np.zeros((10, 28, 28), np.uint8), *generate.grid_shape(10)).shape
     assert generate.grid_shape(10) == (3, 4)
-    assert walks.shape == viz.image_grid(np.zeros((12, 28, 28), np.uint8), 3, 4).shape
+    zoom = viz.zoom_for(3, 4)
+    assert zoom * viz.grid_side(4) == samples.shape[1] == walks.shape[1]  # whole pixels repeated: sharp
+    assert abs(samples.shape[1] - viz.PICTURE_SIZE) <= viz.grid_side(4) / 2  # the nearest whole zoom
+    captions = samples.shape[0] - zoom * viz.grid_side(3)
+    assert 0 < captions < walks.shape[0] - zoom * viz.grid_side(3)  # walks: a title and "start ... end"
+    assert samples[:captions].max() == 255  # white letters on the caption band
     generator, noise_kind, pixel_range = sampling.load(path)
     ends = sampling.draw(generator, sampling.noise(generator, 6, noise_kind, 0 + 1), pixel_range)
     for row in range(3):  # each walk starts and ends on two of the random ends
-        np.testing.assert_array_equal(tile(walks, row, 0), ends[2 * row])
-        np.testing.assert_array_equal(tile(walks, row, 3), ends[2 * row + 1])
-    assert not np.array_equal(tile(walks, 0, 1), tile(walks, 0, 2))
+        np.testing.assert_array_equal(tile(walks, 3, 4, row, 0), ends[2 * row])
+        np.testing.assert_array_equal(tile(walks, 3, 4, row, 3), ends[2 * row + 1])
+    assert not np.array_equal(tile(walks, 3, 4, 0, 1), tile(walks, 3, 4, 0, 2))
     again = iio.imread(generate.main(["--run", str(tmp_path / "run"), "--count", "10", "--walks", "0",
                                       "--out", str(tmp_path / "again")])[0])
     assert not (tmp_path / "again" / "walks.png").exists()

@@ -11,7 +11,7 @@ import models
 import presets
 from conftest import ROOT
 
-# Parameter counts that ../shared/SEEDS.md states, per preset: (generator, discriminator).
+# Parameter counts that the systems write-ups state (SYSTEMS.md), per preset: (generator, discriminator).
 SEED_COUNTS = {"upsample": (2_155_137, 1_113_345), "legacy": (840_705, 212_865),
                "wide": (4_454_720, 212_865), "tutorial": (None, 212_865)}
 
@@ -28,7 +28,7 @@ def test_each_preset_builds_with_the_seed_parameter_counts(name):
         assert generator.count_params() == g_count
     if d_count:
         assert discriminator.count_params() == d_count
-    if name == "wide":  # SEEDS.md: 50,560 of them not trainable (BatchNorm's moving statistics)
+    if name == "wide":  # the write-up: 50,560 of them not trainable (BatchNorm's moving statistics)
         assert sum(int(np.prod(w.shape)) for w in generator.non_trainable_weights) == 50_560
 
 

@@ -43,6 +43,7 @@ def test_four_epochs_equal_two_plus_resumed_two(tiny_data, tmp_path, averaging):
     for a, b in zip(generator_weights(tmp_path / "once"), generator_weights(tmp_path / "split")):
         np.testing.assert_array_equal(a, b)
     assert without_seconds(history_rows(tmp_path / "once")) == without_seconds(history_rows(tmp_path / "split"))
+    assert (tmp_path / "once" / "steps.csv").read_text() == (tmp_path / "split" / "steps.csv").read_text()
     frames = sorted(p.name for p in (tmp_path / "split" / "images").iterdir())
     assert frames == [f"epoch_{e:04d}.png" for e in range(1, 5)]
 
@@ -171,6 +172,8 @@ def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path
     assert epoch == 2 and 0 < step < 200  # mid-epoch, where Ctrl-C landed
     dcgan.main(["--resume", "--out", str(run), "--data-dir", str(slow_data)])
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2"]
+    steps = [row.split(",")[:2] for row in (run / "steps.csv").read_text().splitlines()[1:]]
+    assert steps == [[str(e), str(s)] for e in (1, 2) for s in range(1, 201)]  # the steps before Ctrl-C too
 
 
 def damage_tensors(checkpoint):
@@ -218,11 +221,12 @@ def test_when_no_checkpoint_reads_nothing_on_disk_changes(tiny_data, tmp_path, c
 
 
 @pytest.mark.parametrize("epochs, message", [(None, "is finished (2 of 2 epochs); to train it longer: "
-                                                    "python dcgan.py --resume --epochs 12"),
+                                                    "python dcgan.py --resume --epochs 12 --out '{run}'"),
                                              ("1", "--epochs 1 is below the 2 epochs")])
 def test_a_finished_run_or_fewer_epochs_is_one_line_and_changes_nothing(tiny_data, tmp_path, capsys, epochs,
                                                                          message):
-    run = tmp_path / "run"
+    run = tmp_path / "my run"  # the command it prints quotes the space, so that it can be pasted as it is
+    message = message.format(run=run)
     dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
     config = (run / "config.json").read_text()
     capsys.readouterr()
