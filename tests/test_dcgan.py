@@ -172,6 +172,18 @@ def test_xla_flag_compiles_both_train_steps(tiny_data, tmp_path, built_gans):
     assert all(np.isfinite(row["d_loss"]) and np.isfinite(row["g_loss"]) for row in history)
 
 
+def test_frames_of_two_picture_sizes_make_one_gif_at_the_newest_size(tmp_path):
+    import viz
+
+    (tmp_path / "images").mkdir()
+    viz.save_grid(np.full((4, 28, 28), 100, np.uint8), tmp_path / "images" / "epoch_0001.png", 2, 2, size=200)
+    viz.save_grid(np.full((4, 28, 28), 200, np.uint8), tmp_path / "images" / "epoch_0002.png", 2, 2, size=400)
+    frames = iio.imread(make_gif.main(["--run", str(tmp_path)]), index=None)
+    newest = iio.imread(tmp_path / "images" / "epoch_0002.png")
+    assert frames.shape[0] == 2 and frames.shape[1:3] == newest.shape
+    assert frames.shape[1] > viz.captioned_grid(np.zeros((4, 28, 28), np.uint8), 2, 2, size=200).shape[0]
+
+
 def test_an_interrupted_gif_write_keeps_the_old_gif(tmp_path, monkeypatch, capsys):
     import viz
 
