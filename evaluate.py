@@ -36,11 +36,12 @@ ROWS = [  # (key, label, how to read it)
 ]
 
 
-def score(feats, probs, reference, seed=0):
+def score(feats, probs, reference, reference_radii, seed=0):
     """All figures of one image set (its judge features and class probabilities) against the test split
-    (reference = its features), but memorisation, which needs the training features."""
+    (reference = its features, reference_radii = metrics.manifold_radii of them), but memorisation, which
+    needs the training features."""
     kid_mean, kid_std = metrics.kernel_inception_distance(feats, reference, seed=seed)
-    precision, recall = metrics.precision_recall(feats, reference)
+    precision, recall = metrics.precision_recall(feats, reference, real_radii=reference_radii)
     return dict(fd=metrics.frechet_distance(feats, reference),
                 fd_interval=metrics.frechet_distance_interval(feats, reference, seed=seed),
                 kid_mean=1000 * kid_mean, kid_std=1000 * kid_std,
@@ -113,9 +114,10 @@ def evaluate(args):
         sample_features, sample_probs = judge.features_and_probabilities(feature_model, images, bar=bar)
     real_subset = np.random.default_rng(args.seed).choice(len(train_images), args.samples, replace=False)
     with tqdm(total=4, desc="scoring", unit="figure set", disable=None) as bar:
-        generated = score(sample_features, sample_probs, reference, args.seed)
+        reference_radii = metrics.manifold_radii(reference)
+        generated = score(sample_features, sample_probs, reference, reference_radii, args.seed)
         bar.update()
-        real = score(train_features[real_subset], train_probs[real_subset], reference, args.seed)
+        real = score(train_features[real_subset], train_probs[real_subset], reference, reference_radii, args.seed)
         bar.update()
         # Memorisation: samples against held-out test images, both measured to their nearest training image.
         generated["nearest_train"] = metrics.nearest_train_distance(sample_features, train_features)

@@ -8,7 +8,6 @@ The trained model is committed under judge/ beside a JSON file with its test acc
 
 import hashlib
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import keras
 from keras import layers
 
+import backends
 import data
 import metrics
 import runs
@@ -26,9 +26,8 @@ MODEL_FILE = FOLDER / "fashion_classifier.keras"
 INFO_FILE = FOLDER / "fashion_classifier.json"
 FEATURE_LAYER = "features"
 # The judge's features of the real images never change for one judge, one data set and one backend: they
-# are computed once and kept here (delete the folder at any time; DCGAN_KIT_CACHE names another).
-CACHE_DIR = Path(os.environ.get("DCGAN_KIT_CACHE")
-                 or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "dcgan-kit").expanduser()
+# are computed once and kept in the kit's cache folder (see backends.CACHE_DIR).
+FEATURE_CACHE = backends.CACHE_DIR / "judge_features"
 
 
 class JudgeError(Exception):
@@ -92,6 +91,11 @@ def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+# Images per judge call: as fast as 1000 under JAX and within 20% under TensorFlow, with a quarter of the
+# activations in memory (the first two layers are 28x28x32 floats per image).
+JUDGE_BATCH = 250
+
+
 def load_classifier():
     """The committed classifier, checked against its recorded hash; -> (model, feature_model, info)."""
     if not MODEL_FILE.is_file() or not INFO_FILE.is_file():
@@ -108,19 +112,11 @@ def load_classifier():
     return model, features, info
 
 
-def features_and_probabilities(feature_model, images_uint8, batch=1000, bar=None):
-    """uint8 [N, 28, 28] -> (features [N, 128], class probabilities [N, 10]).
-    Through predict(), which compiles the forward pass (under JAX 10x faster than calling the model), a few
-    batches at a time: only those are ever held as float32. `bar`: a tqdm bar to advance by each image."""
-    feats, probs = [], []
-    for start in range(0, len(images_uint8), 5 * batch):
-        chunk = images_uint8[start:start + 5 * batch]
-        f, p = feature_model.predict(to_unit_range(chunk), batch_size=batch, verbose=0)
-        feats.append(f)
-        probs.append(p)
-        if bar is not None:
-            bar.update(len(chunk))
-    return np.concatenate(feats), np.concatenate(probs)
+def features_and_probabilities(feature_model, images_uint8, batch=JUDGE_BATCH, bar=None):
+    """uint8 [N, 28, 28] -> (features [N, 128], class probabilities [N, 10]), a batch at a time (under JAX
+    compiled 10x faster than calling the model). `bar`: a tqdm bar to advance by each image."""
+    feats, probs = backends.predict_in_batches(feature_model, images_uint8, batch, to_unit_range, bar)
+    return feats, probs
 
 
 def real_features(feature_model, info, split, images_uint8, bar=None):
@@ -128,7 +124,7 @@ def real_features(feature_model, info, split, images_uint8, bar=None):
     numbers, in a fraction of a second instead of half a minute for the training split), else computed and
     then kept there. A cache file that cannot be read or written costs time, nothing else."""
     data_key = hashlib.sha256(np.ascontiguousarray(images_uint8).tobytes()).hexdigest()[:16]
-    path = CACHE_DIR / f"{split}-{keras.backend.backend()}-judge_{info['sha256'][:12]}-data_{data_key}.npz"
+    path = FEATURE_CACHE / f"{split}-{keras.backend.backend()}-judge_{info['sha256'][:12]}-data_{data_key}.npz"
     try:
         with np.load(path) as cached:
             feats, probs = cached["features"], cached["probabilities"]
@@ -140,7 +136,7 @@ def real_features(feature_model, info, split, images_uint8, bar=None):
         pass
     feats, probs = features_and_probabilities(feature_model, images_uint8, bar=bar)
     try:
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        FEATURE_CACHE.mkdir(parents=True, exist_ok=True)
         runs.replace_atomically(path, lambda temporary: np.savez(temporary, features=feats, probabilities=probs))
     except OSError:
         pass

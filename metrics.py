@@ -81,47 +81,58 @@ def class_coverage(probabilities, classes=10, min_share=0.05):
                 classes_covered=int((shares >= min_share).sum()))
 
 
-def _squared_distances(queries, points, point_norms):
-    return (queries ** 2).sum(axis=1)[:, None] - 2 * queries @ points.T + point_norms[None, :]
-
-
 # Queries are compared with all points CHUNK at a time: 256 x 60,000 float32 distances are 61 MB, so
 # memorisation against the whole training set stays far below a gigabyte.
 CHUNK = 256
 
 
-def _pairwise_distances_min_k(queries, points, k):
-    """Distance from each query to its k-th nearest neighbour among `points` (k=1: the nearest)."""
-    points = np.asarray(points, np.float32)
-    point_norms = (points ** 2).sum(axis=1)
-    result = np.empty(len(queries), np.float32)
+def _distance_sweep(queries, points, offsets, reduce):
+    """reduce(-2 q.p + offsets[p]) for each row of CHUNK queries against all points, concatenated.
+    Squared distances are |q|^2 - 2 q.p + |p|^2: one matrix product per chunk and one in-place add, and |q|^2,
+    the same along a row, is left for the caller to add after the reduction (a pass over the chunk saved)."""
+    queries, points = np.asarray(queries, np.float32), np.asarray(points, np.float32)
+    result = np.empty(len(queries), np.float32)  # filled in place: a reduction may be a view of its chunk
     for start in range(0, len(queries), CHUNK):
-        squared = _squared_distances(np.asarray(queries[start:start + CHUNK], np.float32), points, point_norms)
-        # The nearest: a plain minimum, several times faster than partitioning every row.
-        kth = squared.min(axis=1) if k == 1 else np.partition(squared, k - 1, axis=1)[:, k - 1]
-        result[start:start + CHUNK] = np.sqrt(np.clip(kth, 0, None))
+        partial = (-2 * queries[start:start + CHUNK]) @ points.T
+        partial += offsets
+        result[start:start + CHUNK] = reduce(partial)
     return result
 
 
-def _within_manifold(queries, reference, k):
-    """Share of queries inside the union of balls around each reference point (radius: its k-th neighbour)."""
-    reference = np.asarray(reference, np.float32)
-    radii = _pairwise_distances_min_k(reference, reference, k + 1)  # k+1: each point is its own nearest
-    ref_norms = (reference ** 2).sum(axis=1)
-    inside = 0
-    for start in range(0, len(queries), CHUNK):
-        squared = _squared_distances(np.asarray(queries[start:start + CHUNK], np.float32), reference, ref_norms)
-        inside += int((np.sqrt(np.clip(squared, 0, None)) <= radii[None, :]).any(axis=1).sum())
-    return inside / len(queries)
+def _squared_norms(points):
+    return (np.asarray(points, np.float32) ** 2).sum(axis=1)
 
 
-def precision_recall(generated, real, k=3):
+def _squared_distance_to_kth(queries, points, k):
+    """Squared distance from each query to its k-th nearest point (k=1: the nearest)."""
+    # The nearest is a plain minimum, several times faster than partitioning every row.
+    kth = ((lambda rows: rows.min(axis=1)) if k == 1 else
+           (lambda rows: np.partition(rows, k - 1, axis=1)[:, k - 1]))
+    return np.clip(_distance_sweep(queries, points, _squared_norms(points), kth) + _squared_norms(queries), 0, None)
+
+
+def manifold_radii(points, k=3):
+    """Squared radius of the ball around each point that reaches its k-th nearest neighbour among the others
+    (k+1: each point is its own nearest). Compute once for a set that several others are measured against."""
+    return _squared_distance_to_kth(points, points, k + 1)
+
+
+def _within_manifold(queries, reference, radii):
+    """Share of queries inside the union of balls around the reference points (squared radii `radii`).
+    Inside some ball: |q - p|^2 <= r_p^2 for some p, i.e. min_p(-2 q.p + |p|^2 - r_p^2) <= -|q|^2."""
+    closest = _distance_sweep(queries, reference, _squared_norms(reference) - radii, lambda rows: rows.min(axis=1))
+    return float((closest <= -_squared_norms(queries)).mean())
+
+
+def precision_recall(generated, real, k=3, real_radii=None):
     """k-NN precision and recall (Kynkaanniemi et al. 2019): precision = share of generated samples that fall
-    in the real manifold, recall = share of real samples that fall in the generated one."""
-    return _within_manifold(generated, real, k), _within_manifold(real, generated, k)
+    in the real manifold, recall = share of real samples that fall in the generated one.
+    `real_radii`: manifold_radii(real, k), when the caller measures several sets against the same real one."""
+    real_radii = manifold_radii(real, k) if real_radii is None else real_radii
+    return _within_manifold(generated, real, real_radii), _within_manifold(real, generated, manifold_radii(generated, k))
 
 
 def nearest_train_distance(queries, train):
     """Mean distance from each query to its nearest training feature: samples far below what held-out
     test images get suggest the generator copies training images."""
-    return float(_pairwise_distances_min_k(queries, train, 1).mean())
+    return float(np.sqrt(_squared_distance_to_kth(queries, train, 1)).mean())

@@ -14,8 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # compiled on disk (for this process and the scripts it starts), which halves the JAX pass.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".pytest_cache" / "jax_compilation"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-# The judge's features of real images are cached per judge, data and backend: for the tests, in the repo.
-os.environ.setdefault("DCGAN_KIT_CACHE", str(ROOT / ".pytest_cache" / "judge_features"))
+# The kit's cache (judge features of real images per judge, data and backend): for the tests, in the repo.
+os.environ.setdefault("DCGAN_KIT_CACHE", str(ROOT / ".pytest_cache" / "dcgan-kit"))
 
 import data  # noqa: E402
 

@@ -39,10 +39,20 @@ def test_committed_classifier_matches_its_recorded_hash_and_accuracy():
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
 
 
+def test_features_in_small_batches_equal_one_call_over_all_images():
+    _, features, _ = judge.load_classifier()
+    images = np.random.default_rng(1).integers(0, 256, (23, 28, 28), dtype=np.uint8)
+    whole_feats, whole_probs = features(judge.to_unit_range(images), training=False)
+    feats, probs = judge.features_and_probabilities(features, images, batch=5)  # 4 batches and a short one
+    assert feats.shape == (23, 128) and probs.shape == (23, 10)
+    np.testing.assert_allclose(feats, keras.ops.convert_to_numpy(whole_feats), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(probs, keras.ops.convert_to_numpy(whole_probs), rtol=1e-4, atol=1e-5)
+
+
 def test_real_features_are_computed_once_then_read_back_and_a_damaged_cache_is_recomputed(tmp_path, monkeypatch):
     _, features, info = judge.load_classifier()
     images = np.random.default_rng(0).integers(0, 256, (50, 28, 28), dtype=np.uint8)
-    monkeypatch.setattr(judge, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(judge, "FEATURE_CACHE", tmp_path / "cache")
     computed = []
     compute = judge.features_and_probabilities
     monkeypatch.setattr(judge, "features_and_probabilities", lambda *a, **k: computed.append(1) or compute(*a, **k))

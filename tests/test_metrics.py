@@ -60,3 +60,23 @@ def test_copies_of_training_images_are_nearer_than_held_out_ones():
     copies = train[:200] + 1e-3
     held_out = gaussian_features(n=200, seed=5)
     assert metrics.nearest_train_distance(copies, train) < 0.01 < metrics.nearest_train_distance(held_out, train)
+
+
+def brute_force_within(queries, reference, k):
+    """The k-NN manifold test written the slow, obvious way: full float64 distance matrices."""
+    between = np.linalg.norm(queries[:, None] - reference[None], axis=2)
+    among = np.linalg.norm(reference[:, None] - reference[None], axis=2)
+    radii = np.sort(among, axis=1)[:, k]  # column 0 is each point itself
+    return float((between <= radii[None]).any(axis=1).mean())
+
+
+def test_precision_recall_equal_the_definition_across_chunks_and_with_radii_given(monkeypatch):
+    monkeypatch.setattr(metrics, "CHUNK", 64)  # several chunks, the last one short
+    real, generated = gaussian_features(n=300, dim=6), gaussian_features(n=250, dim=6, shift=0.4, seed=3)
+    expected = brute_force_within(generated, real, 3), brute_force_within(real, generated, 3)
+    assert 0 < expected[0] < 1 and 0 < expected[1] < 1  # a set where the answer is neither extreme
+    assert metrics.precision_recall(generated, real) == expected
+    radii = metrics.manifold_radii(real)
+    assert metrics.precision_recall(generated, real, real_radii=radii) == expected
+    nearest = np.linalg.norm(generated[:, None] - real[None], axis=2).min(axis=1).mean()
+    assert abs(metrics.nearest_train_distance(generated, real) - nearest) < 1e-4
