@@ -77,7 +77,8 @@ def settled_batchnorm(generator, noise_kind, latent, samples=SETTLE_SAMPLES):
         if norms:
             for n in norms:
                 n.momentum = 0.0
-            generator(sampling.noise_on_host(noise_kind, samples, latent, SETTLE_SEED), training=True)
+            noise = sampling.noise_on_host(noise_kind, samples, latent, SETTLE_SEED)
+            generator(sampling.inputs_for(generator, noise), training=True)  # a conditional G: every class
             for n, (momentum, _, _) in zip(norms, saved):
                 n.momentum = momentum  # so that a generator saved inside keeps its own settings
         yield generator

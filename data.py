@@ -29,6 +29,19 @@ HOW_TO_FIX = (
 )
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+# The same classes as a command line spells them (generate.py --class): no spaces, no slash.
+CLASS_FLAGS = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
+
+
+def class_index(text):
+    """A class named as in CLASS_FLAGS (any case) or by its index 0-9 -> the index; else ValueError."""
+    text = text.strip().lower()
+    if text in CLASS_FLAGS:
+        return CLASS_FLAGS.index(text)
+    if text.isdigit() and int(text) < len(CLASS_FLAGS):
+        return int(text)
+    raise ValueError(f"unknown class {text!r}; use one of {', '.join(CLASS_FLAGS)} or an index 0 to "
+                     f"{len(CLASS_FLAGS) - 1}")
 
 
 class DataError(Exception):

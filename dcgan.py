@@ -175,10 +175,14 @@ def build_training(config, jit_compile):
     preset = presets.PRESETS[config["preset"]]
     generator, discriminator, gan = models.build_gan(preset, config["latent"], config["lr"], jit_compile)
     batch_maker = train_step.BatchMaker(generator, config["noise"], config["seed"], config["label_noise"],
-                                        config["fakes_in_training_mode"])
-    # The same z every epoch, so frames show G change; from numpy, so the same on every backend.
-    fixed_noise = keras.Variable(sampling.noise_on_host(config["noise"], config["grid"] ** 2, config["latent"],
-                                                        config["seed"]), trainable=False, name="fixed_noise")
+                                        config["fakes_in_training_mode"], preset.classes * preset.conditional)
+    # The same z every epoch, so frames show G change; from numpy, so the same on every backend. A
+    # conditional run's picture has one row per class, each column one z: the same z across classes.
+    rows, cols, _ = picture_layout(preset, config["grid"])
+    noise = sampling.noise_on_host(config["noise"], cols if preset.conditional else rows * cols, config["latent"],
+                                   config["seed"])
+    fixed_noise = keras.Variable(np.tile(noise, (rows, 1)) if preset.conditional else noise, trainable=False,
+                                 name="fixed_noise")
     decay = config.get("average_decay", 0.0)  # runs made before the kit had averaging have none
     average = averaging.GeneratorAverage(generator, decay) if decay else None
     return SimpleNamespace(
@@ -186,6 +190,14 @@ def build_training(config, jit_compile):
         fixed_noise=fixed_noise, average=average,
         train_step=train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile),
         checkpoint=checkpoints.training_state(generator, discriminator, gan, batch_maker, fixed_noise, average))
+
+
+def picture_layout(preset, grid):
+    """(rows, cols, row labels) of each epoch's picture: grid x grid samples, or for a conditional preset
+    one row per class, named."""
+    if preset.conditional:
+        return preset.classes, grid, list(data.CLASS_NAMES[:preset.classes])
+    return grid, grid, None
 
 
 def train(args, started):
@@ -196,7 +208,7 @@ def train(args, started):
     if not args.resume:
         runs.check_new(out, args.overwrite)
     data_dir = data.find_data_dir(args.data_dir)
-    images, _ = data.load_split("train", data_dir, config["limit"])
+    images, classes = data.load_split("train", data_dir, config["limit"])
     if config["batch"] > len(images):
         cli.fail(f"--batch {config['batch']} is larger than the {len(images)} training images; lower --batch "
                  "or raise --limit")
@@ -204,11 +216,12 @@ def train(args, started):
     with runs.locked(out):
         if args.overwrite:
             runs.clear_run(out)
-        return train_in(out, args, config, images, data_dir, started)
+        return train_in(out, args, config, images, classes, data_dir, started)
 
 
-def train_in(out, args, config, images, data_dir, started):
-    """The loop, in a run folder this process holds: build, resume if asked, train epoch after epoch."""
+def train_in(out, args, config, images, classes, data_dir, started):
+    """The loop, in a run folder this process holds: build, resume if asked, train epoch after epoch.
+    `classes`: the images' class indices, which a conditional preset trains on."""
     import averaging
     import checkpoints
     import judge
@@ -227,6 +240,12 @@ def train_in(out, args, config, images, data_dir, started):
     run = build_training(config, backends.jit_compile_setting(args.xla))
     generator, average = run.generator, run.average
     real_images = keras.ops.convert_to_tensor(data.scale_pixels(images, preset.pixel_range))  # on the device
+    real_classes = keras.ops.convert_to_tensor(classes.astype(np.int32)[:, None])
+
+    def real_batch(rows):
+        """The step's real images (and their classes, for a conditional preset), gathered on the device."""
+        batch_images = keras.ops.take(real_images, rows, axis=0)
+        return [batch_images, keras.ops.take(real_classes, rows, axis=0)] if preset.conditional else batch_images
     shuffle = np.random.default_rng(config["seed"])
 
     # Where the loop starts: a checkpoint holds the epoch in progress, the steps done in it, the shuffling
@@ -277,11 +296,13 @@ def train_in(out, args, config, images, data_dir, started):
         due = row is None or epoch % config["ckpt_every"] == 0 or epoch == config["epochs"]
         with averaging.as_shown(generator, average, config["noise"], config["latent"]):  # pictures, files
             if row is not None:
-                samples = sampling.draw(generator, run.fixed_noise.numpy(), preset.pixel_range)
+                rows, cols, row_labels = picture_layout(preset, config["grid"])
+                samples = sampling.draw(generator, keras.ops.convert_to_numpy(run.fixed_noise), preset.pixel_range,
+                                        np.repeat(np.arange(rows), cols) if preset.conditional else None)
                 caption = f"epoch {epoch} of {config['epochs']} ({epoch * steps:,} steps)"
                 runs.replace_atomically(out / "images" / runs.FRAME_PATTERN.format(epoch),
-                                        lambda path: viz.save_grid(samples, path, config["grid"], config["grid"],
-                                                                   config["picture_size"], caption))
+                                        lambda path: viz.save_grid(samples, path, rows, cols, config["picture_size"],
+                                                                   caption, row_labels=row_labels))
                 if scorer and epoch % config["eval_every"] == 0:
                     row.update(scorer(sampling.draw(generator, eval_noise, preset.pixel_range)))
                     if row["fd"] <= min(r["fd"] for r in history + [row] if r.get("fd") not in (None, "")):
@@ -308,7 +329,7 @@ def train_in(out, args, config, images, data_dir, started):
             order = shuffle.permutation(len(images))[:steps * batch].reshape(steps, batch)
             bar = progress.EpochProgress(epoch, config["epochs"], first_step, steps, LOG_EVERY_SECONDS)
             for step in bar:
-                d_loss, g_loss, acc_real, acc_fake = run.train_step(keras.ops.take(real_images, order[step], axis=0))
+                d_loss, g_loss, acc_real, acc_fake = run.train_step(real_batch(order[step]))
                 if not np.isfinite(d_loss + g_loss):
                     bar.close()
                     kept = checkpoints.latest(out)
@@ -360,13 +381,14 @@ def print_presets():
     for preset in presets.PRESETS.values():
         generator, discriminator, _ = models.build_gan(preset)
         rows.append([preset.name, f"{generator.count_params():,}", f"{discriminator.count_params():,}",
-                     f"{preset.latent} {preset.noise}", "[{}, {}]".format(*preset.pixel_range),
+                     f"{preset.latent} {preset.noise}" + (" + class" if preset.conditional else ""),
+                     "[{}, {}]".format(*preset.pixel_range),
                      preset.output_activation,
                      "BCE" + (f", label noise {preset.label_noise}" if preset.label_noise else ""),
                      f"lr {preset.lr:g}, beta_1 {preset.beta_1:g}",
                      f"average {preset.average_decay:g}" if preset.average_decay else "as trained",
                      str(preset.batch), str(preset.epochs),
-                     f"{preset.grid}x{preset.grid}", preset.system])
+                     "{}x{}".format(*picture_layout(preset, preset.grid)[:2]), preset.system])
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     for row in [header] + rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -34,6 +34,9 @@ ROWS = [  # (key, label, how to read it)
     ("recall", "recall (k=3)", "share of real variety covered"),
     ("nearest_train", "nearest training image distance", "far below real = copying"),
 ]
+# A conditional generator is also asked for classes: does the judge see the class that was asked for? The
+# real column scores real images with their own labels, which is the judge's own accuracy.
+CONDITIONAL_ROWS = [("class_agreement", "class agreement (judged = asked)", "1 is all; real: judge's accuracy")]
 
 
 def score(feats, probs, reference, reference_radii, seed=0):
@@ -53,7 +56,7 @@ def score(feats, probs, reference, reference_radii, seed=0):
 def print_table(generated, real, title):
     print(title)
     print(f"{'figure':34} {'generator':>14} {'real data':>14}  reading")
-    for key, label, reading in ROWS:
+    for key, label, reading in ROWS + (CONDITIONAL_ROWS if "class_agreement" in generated else []):
         def cell(result):
             value = result[key]
             if key == "fd_interval":
@@ -64,6 +67,9 @@ def print_table(generated, real, title):
         print(f"{label:34} {cell(generated):>14} {cell(real):>14}  {reading}")
     print("class shares (generator; 0.10 each is even):",
           ", ".join(f"{name} {share:.2f}" for name, share in zip(data.CLASS_NAMES, generated["histogram"])))
+    if "class_agreement" in generated:
+        print("class agreement per class asked (generator):", ", ".join(
+            f"{name} {share:.2f}" for name, share in zip(data.CLASS_NAMES, generated["class_agreement_per_class"])))
 
 
 def main(argv=None):
@@ -103,9 +109,10 @@ def evaluate(args):
     _, feature_model, info = judge.load_classifier()
     started = time.perf_counter()
     data_dir = data.find_data_dir(args.data_dir)
-    train_images, _ = data.load_split("train", data_dir)
+    train_images, train_classes = data.load_split("train", data_dir)
     test_images, _ = data.load_split("test", data_dir)
-    images = sampling.sample(generator, args.samples, noise_kind, pixel_range, args.seed)
+    asked = sampling.every_class(args.samples) if sampling.is_conditional(generator) else None
+    images = sampling.sample(generator, args.samples, noise_kind, pixel_range, args.seed, asked)
     # Progress on a terminal only (tqdm's disable=None): a log gets the table, not carriage returns.
     with tqdm(total=len(test_images) + len(train_images) + len(images), desc="judging images", unit="img",
               unit_scale=True, disable=None) as bar:
@@ -124,6 +131,9 @@ def evaluate(args):
         bar.update()
         real["nearest_train"] = metrics.nearest_train_distance(reference, train_features)
         bar.update()
+    if asked is not None:
+        generated.update(metrics.class_agreement(sample_probs, asked))
+        real.update(metrics.class_agreement(train_probs[real_subset], train_classes[real_subset]))
     print_table(generated, real, f"{path}: {args.samples} samples vs the 10,000 test images "
                                  f"(judge: test accuracy {info['test_accuracy']})")
     report = dict(generator=str(path), samples=args.samples, seed=args.seed, judge=info,

@@ -3,18 +3,25 @@
     python generate.py                          # out/generator.keras -> out/samples.png and out/walks.png
     python generate.py --run runs/kit --count 100 --seed 3
     python generate.py --generator g.keras --noise uniform --walks 0
+    python generate.py --run runs/conditional --class sneaker   # a generator of --preset conditional
 
 Each row of walks.png goes in equal steps from one noise vector to another. If the generator has learned
 a smooth map rather than a lookup table, the images change gradually along the way (a shirt turns into a
 pullover, a sandal into a sneaker) and every step in between is itself a plausible garment.
+
+A conditional generator (--preset conditional) draws the class it is asked for: --class sneaker fills
+samples.png with sneakers; without --class, samples.png shows every class side by side, a row each, every
+column one noise vector (so one column is one "style" in ten classes), and each walk keeps one class.
 """
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 
 import backends
 import cli
+import data
 import runs
 import sampling
 import viz
@@ -41,6 +48,29 @@ def walk_noise(generator, walks, steps, noise_kind, seed):
     return np.concatenate([interpolate(ends[2 * i], ends[2 * i + 1], steps) for i in range(walks)])
 
 
+def class_argument(text):
+    """An argparse type: a Fashion-MNIST class by name or index (data.class_index)."""
+    try:
+        return data.class_index(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def draw_samples(generator, count, noise_kind, pixel_range, seed, asked_class=None):
+    """The images of samples.png -> (uint8 images, rows, cols, row labels or None, what they show).
+    A conditional G without a class asked: one row per class, each column one z shared by every row."""
+    if sampling.is_conditional(generator) and asked_class is None:
+        classes = len(data.CLASS_NAMES)
+        cols = -(-count // classes)
+        z = np.tile(sampling.noise(generator, cols, noise_kind, seed), (classes, 1))
+        images = sampling.draw(generator, z, pixel_range, np.repeat(np.arange(classes), cols))
+        return images, classes, cols, list(data.CLASS_NAMES), f"{cols} per class"
+    images = sampling.sample(generator, count, noise_kind, pixel_range, seed,
+                             None if asked_class is None else np.full(count, asked_class))
+    shown = f"{count} new samples" if asked_class is None else f"{count} x {data.CLASS_NAMES[asked_class]}"
+    return (images, *grid_shape(count), None, shown)
+
+
 MAX_IMAGES = 2500  # per picture: a 50x50 grid is already 3,000 pixels wide
 
 
@@ -50,19 +80,29 @@ def grid_shape(count):
     return int(np.ceil(count / cols)), cols
 
 
-def generate(path, out, count, walks, steps, seed, noise=None, size=viz.PICTURE_SIZE):
+def generate(path, out, count, walks, steps, seed, noise=None, size=viz.PICTURE_SIZE, asked_class=None):
     generator, noise_kind, pixel_range = sampling.load(path, noise)
+    conditional = sampling.is_conditional(generator)
+    if asked_class is not None and not conditional:
+        cli.fail(f"{path} draws from noise alone and cannot be asked for a class; drop --class, or train a "
+                 "conditional generator: python dcgan.py --preset conditional")
     written = [out / "samples.png"]
-    samples = sampling.sample(generator, count, noise_kind, pixel_range, seed)
-    caption = f"{count} new samples from {Path(path.parent.name, path.name)} (seed {seed})"
-    runs.replace_atomically(written[0], lambda path: viz.save_grid(samples, path, *grid_shape(count), size,
-                                                                   caption))
+    samples, rows, cols, row_labels, shown = draw_samples(generator, count, noise_kind, pixel_range, seed,
+                                                          asked_class)
+    caption = f"{shown} from {Path(path.parent.name, path.name)} (seed {seed})"
+    runs.replace_atomically(written[0], lambda path: viz.save_grid(samples, path, rows, cols, size, caption,
+                                                                   row_labels=row_labels))
     if walks:
         written.append(out / "walks.png")
-        images = sampling.draw(generator, walk_noise(generator, walks, steps, noise_kind, seed), pixel_range)
+        # A conditional G walks within one class: the one asked for, else each row the next class.
+        walk_classes = [asked_class if asked_class is not None else row % len(data.CLASS_NAMES)
+                        for row in range(walks)] if conditional else None
+        images = sampling.draw(generator, walk_noise(generator, walks, steps, noise_kind, seed), pixel_range,
+                               np.repeat(walk_classes, steps) if conditional else None)
         caption = f"{walks} walk{'s' if walks > 1 else ''} through the noise, {steps} steps each"
+        labels = [data.CLASS_NAMES[c] for c in walk_classes] if conditional else None
         runs.replace_atomically(written[1], lambda path: viz.save_grid(images, path, walks, steps, size, caption,
-                                                                       {0: "start", steps - 1: "end"}))
+                                                                       {0: "start", steps - 1: "end"}, labels))
     print(f"wrote {' and '.join(map(str, written))} ({noise_kind} noise, seed {seed})")
     return written
 
@@ -83,6 +123,9 @@ def main(argv=None):
                    default=viz.PICTURE_SIZE, metavar="PX",
                    help=f"the longer side of each picture's grid in pixels, {viz.MIN_PICTURE_SIZE} to "
                         f"{viz.MAX_PICTURE_SIZE} (default: {viz.PICTURE_SIZE}, for a projector)")
+    p.add_argument("--class", dest="asked_class", type=class_argument, metavar="NAME",
+                   help="for a conditional generator (--preset conditional): draw only this class, by name ("
+                        f"{', '.join(data.CLASS_FLAGS)}) or index 0 to 9 (default: every class, a row each)")
     p.add_argument("--out", help="folder for the pictures (default: the generator's folder)")
     backends.add_flag(p)
     args = p.parse_args(argv)
@@ -96,7 +139,7 @@ def main(argv=None):
         runs.check_writable(out)  # before any work
         backends.use(args.backend)
         return generate(path, out, args.count, args.walks, args.steps, args.seed, args.noise,
-                        args.picture_size)
+                        args.picture_size, args.asked_class)
     except runs.RunError as e:
         cli.fail(str(e))
     except KeyboardInterrupt:  # pictures are written atomically: the old ones, if any, are untouched

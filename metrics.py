@@ -81,6 +81,17 @@ def class_coverage(probabilities, classes=10, min_share=0.05):
                 classes_covered=int((shares >= min_share).sum()))
 
 
+def class_agreement(probabilities, asked, classes=10):
+    """For images drawn of known classes (a conditional generator's, or real images with their labels): the
+    share whose most likely class is the one asked for, overall and per asked class (NaN for a class never
+    asked). With a perfect judge, real images score 1; any images under shuffled labels about 1 / classes."""
+    judged = np.asarray(probabilities).argmax(axis=1)
+    asked = np.asarray(asked).reshape(-1)
+    hits = judged == asked
+    per_class = [float(hits[asked == c].mean()) if (asked == c).any() else float("nan") for c in range(classes)]
+    return dict(class_agreement=float(hits.mean()), class_agreement_per_class=per_class)
+
+
 # Queries are compared with all points CHUNK at a time: 256 x 60,000 float32 distances are 61 MB, so
 # memorisation against the whole training set stays far below a gigabyte.
 CHUNK = 256
@@ -129,7 +140,8 @@ def precision_recall(generated, real, k=3, real_radii=None):
     in the real manifold, recall = share of real samples that fall in the generated one.
     `real_radii`: manifold_radii(real, k), when the caller measures several sets against the same real one."""
     real_radii = manifold_radii(real, k) if real_radii is None else real_radii
-    return _within_manifold(generated, real, real_radii), _within_manifold(real, generated, manifold_radii(generated, k))
+    precision = _within_manifold(generated, real, real_radii)
+    return precision, _within_manifold(real, generated, manifold_radii(generated, k))
 
 
 def nearest_train_distance(queries, train):

@@ -28,10 +28,9 @@ def build_legacy_generator(latent, activation):
     ], name="generator")
 
 
-def build_deconv_generator(latent, activation, seed_channels=256):
+def deconv_generator_layers(activation, seed_channels=256):
     """Systems A, D and E: a bias-free Dense seed map, normalised, then Conv2DTranspose up to 28x28."""
-    return keras.Sequential([
-        keras.Input((latent,)),
+    return [
         layers.Dense(7 * 7 * seed_channels, use_bias=False),      # z -> 7*7*seed_channels
         layers.BatchNormalization(),                               # on the flat map, as the systems do
         layers.LeakyReLU(),
@@ -44,7 +43,12 @@ def build_deconv_generator(latent, activation, seed_channels=256):
         layers.LeakyReLU(),
         layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False,
                                activation=activation, dtype="float32"),           # -> 28x28x1
-    ], name="generator")
+    ]
+
+
+def build_deconv_generator(latent, activation, seed_channels=256):
+    return keras.Sequential([keras.Input((latent,)), *deconv_generator_layers(activation, seed_channels)],
+                            name="generator")
 
 
 def build_upsample_generator(latent, activation):
@@ -82,10 +86,9 @@ def seeded_dropout(rate):
     return layers.Dropout(rate, seed=random.randint(1, int(1e9)))
 
 
-def build_strided_discriminator(leak=0.2):
-    return keras.Sequential([
-        keras.Input(IMAGE_SHAPE),
-        layers.Conv2D(64, 5, strides=2, padding="same"),             # 28x28x1 -> 14x14x64
+def strided_discriminator_layers(leak=0.2):
+    return [
+        layers.Conv2D(64, 5, strides=2, padding="same"),             # 28x28xC -> 14x14x64
         layers.LeakyReLU(leak),
         seeded_dropout(0.3),
         layers.Conv2D(128, 5, strides=2, padding="same"),            # -> 7x7x128
@@ -93,7 +96,11 @@ def build_strided_discriminator(leak=0.2):
         seeded_dropout(0.3),
         layers.Flatten(),
         layers.Dense(1, dtype="float32"),                            # a logit: see build_gan
-    ], name="discriminator")
+    ]
+
+
+def build_strided_discriminator(leak=0.2):
+    return keras.Sequential([keras.Input(IMAGE_SHAPE), *strided_discriminator_layers(leak)], name="discriminator")
 
 
 def build_conv4_discriminator():
@@ -114,6 +121,62 @@ def build_conv4_discriminator():
 
 
 DISCRIMINATORS = {"strided": build_strided_discriminator, "conv4": build_conv4_discriminator}
+
+
+# ---- conditional models: G(noise, label) and D(image, label), for presets with conditional=True --------
+# A label is a class index, shape (n, 1), int32. Only the builders whose layers are given as a list above
+# (deconv, strided) have conditional forms: the label joins before their first layer.
+
+def label_code(label, classes, name):
+    """A class index -> `classes` numbers: an Embedding that starts as the label's one-hot vector.
+    Why one-hot to start: G and D see which class is meant from their first step (a random embedding would
+    first have to learn the classes apart). Why an Embedding and not fixed one-hot channels: it is one plain
+    layer that saves and loads on every backend, and training may sharpen the code."""
+    code = layers.Embedding(classes, classes, embeddings_initializer="identity", name=name)(label)
+    return layers.Flatten()(code)                                   # (n, 1, classes) -> (n, classes)
+
+
+def build_conditional_generator(latent, activation, classes, seed_channels=256):
+    """The deconv G with the label's code beside the noise: the seed map is drawn from both."""
+    noise = keras.Input((latent,), name="noise")
+    label = keras.Input((1,), dtype="int32", name="label")
+    x = layers.Concatenate()([noise, label_code(label, classes, "g_label_code")])   # -> latent + classes
+    for layer in deconv_generator_layers(activation, seed_channels):
+        x = layer(x)
+    return keras.Model([noise, label], x, name="generator")
+
+
+def build_conditional_discriminator(classes, leak=0.2):
+    """The strided D with the label's code as `classes` constant channels beside the image (as keras.io's
+    conditional GAN does): its first convolution already sees which class the image claims to be."""
+    image = keras.Input(IMAGE_SHAPE, name="image")
+    label = keras.Input((1,), dtype="int32", name="label")
+    code = layers.Reshape((1, 1, classes))(label_code(label, classes, "d_label_code"))
+    planes = layers.UpSampling2D(size=IMAGE_SHAPE[:2])(code)         # -> 28x28xclasses, the code everywhere
+    x = layers.Concatenate()([image, planes])                         # -> 28x28x(1 + classes)
+    for layer in strided_discriminator_layers(leak):
+        x = layer(x)
+    return keras.Model([image, label], x, name="discriminator")
+
+
+CONDITIONAL_GENERATORS = {"deconv": build_conditional_generator}
+CONDITIONAL_DISCRIMINATORS = {"strided": build_conditional_discriminator}
+
+
+def build_models(preset, latent):
+    """(G, D, the stacked gan, not compiled): one-input models, or two-input ones (image or noise, label)
+    for a conditional preset, whose stack passes the same label to G and to D."""
+    if not preset.conditional:
+        generator = GENERATORS[preset.generator](latent, preset.output_activation, **preset.generator_options)
+        discriminator = DISCRIMINATORS[preset.discriminator](**preset.discriminator_options)
+        return generator, discriminator, keras.Sequential([generator, discriminator], name="gan")
+    generator = CONDITIONAL_GENERATORS[preset.generator](latent, preset.output_activation, preset.classes,
+                                                         **preset.generator_options)
+    discriminator = CONDITIONAL_DISCRIMINATORS[preset.discriminator](preset.classes,
+                                                                     **preset.discriminator_options)
+    noise, label = keras.Input((latent,), name="noise"), keras.Input((1,), dtype="int32", name="label")
+    gan = keras.Model([noise, label], discriminator([generator([noise, label]), label]), name="gan")
+    return generator, discriminator, gan
 
 
 # ---- the classic GAN assembly ------------------------------------------------------------------------
@@ -150,12 +213,10 @@ def build_gan(preset, latent=None, lr=None, jit_compile="auto"):
     # behind the sigmoid, but JAX and PyTorch from the probability clipped to [1e-7, 1 - 1e-7], where the
     # loss stops at 16.1 and its gradient at 0. From the logit, every backend trains as TensorFlow does.
     loss = keras.losses.BinaryCrossentropy(from_logits=True)
-    generator = GENERATORS[preset.generator](latent, preset.output_activation, **preset.generator_options)
-    discriminator = DISCRIMINATORS[preset.discriminator](**preset.discriminator_options)
+    generator, discriminator, gan = build_models(preset, latent)
     discriminator.compile(optimizer=keras.optimizers.Adam(lr, beta_1=preset.beta_1), loss=loss,
                           metrics=real_fake_accuracy(), jit_compile=jit_compile)
     discriminator.trainable = False
-    gan = keras.Sequential([generator, discriminator], name="gan")
     gan.compile(optimizer=keras.optimizers.Adam(lr, beta_1=preset.beta_1), loss=loss, jit_compile=jit_compile)
     # Build both optimizers' slots now, each over the weights its step moves, so that a checkpoint can be
     # restored into them before the first train_on_batch.

@@ -33,7 +33,11 @@ class Preset:
     average_decay: float = 0.0
     batch: int = 32
     epochs: int = 10
-    grid: int = 5          # the fixed-noise picture is grid x grid samples
+    grid: int = 5          # the fixed-noise picture is grid x grid samples (conditional: classes x grid)
+    # True: G draws the class it is given and D judges image and class together (models.build_models);
+    # only the deconv G and the strided D have conditional forms.
+    conditional: bool = False
+    classes: int = 10      # Fashion-MNIST's, for a conditional preset
 
     @property
     def output_activation(self):
@@ -58,6 +62,11 @@ PRESETS = {p.name: p for p in [
     Preset("kit", "the kit's own: D's recipe at batch 32, G's weights averaged", "deconv", "strided",
            generator_options=dict(seed_channels=256), latent=100, noise="uniform",
            lr=2e-4, beta_1=0.5, batch=32, epochs=10, grid=5, average_decay=0.999),
+    # Not a seed system: the kit's recipe asked for a class, system A's first extension. Both G and D take
+    # the label (models.build_conditional_generator, build_conditional_discriminator).
+    Preset("conditional", "the kit's recipe, conditioned on the class (A's extension)", "deconv", "strided",
+           generator_options=dict(seed_channels=256), latent=100, noise="uniform",
+           lr=2e-4, beta_1=0.5, batch=32, epochs=10, grid=8, average_decay=0.999, conditional=True),
     Preset("wide", "E: 512-channel seed map, long training", "deconv", "strided",
            generator_options=dict(seed_channels=512), discriminator_options=dict(leak=0.3),
            latent=100, lr=1e-4, batch=128, epochs=300, grid=4),

@@ -66,9 +66,32 @@ def load_generator(path):
         generator = keras.models.load_model(path)
     except Exception as e:  # Keras raises many types for a file that is not one of its models
         cli.fail(f"{path} is not a Keras model file ({type(e).__name__}); pass a generator.keras saved by dcgan.py")
-    if len(generator.input_shape) != 2 or tuple(generator.output_shape[1:]) != (28, 28, 1):
-        cli.fail(f"{path} maps {generator.input_shape} to {generator.output_shape}, not noise to 28x28x1 images")
+    shapes = [tuple(x.shape) for x in generator.inputs]
+    if (len(shapes) not in (1, 2) or len(shapes[0]) != 2 or (len(shapes) == 2 and shapes[1][1:] != (1,))
+            or tuple(generator.output_shape[1:]) != (28, 28, 1)):
+        cli.fail(f"{path} maps {shapes} to {generator.output_shape}, not noise (and a class) to 28x28x1 images")
     return generator
+
+
+def latent_of(generator):
+    return generator.inputs[0].shape[-1]
+
+
+def is_conditional(generator):
+    """True for a generator of a conditional preset: it takes [noise, class index] and draws that class."""
+    return len(generator.inputs) == 2
+
+
+def every_class(count, classes=len(data.CLASS_NAMES)):
+    """[count, 1] class indices 0, 1, ..., 9, 0, 1, ...: equal shares of every class, for scores and pictures."""
+    return (np.arange(count) % classes).astype(np.int32)[:, None]
+
+
+def inputs_for(generator, z, classes=None):
+    """What to feed G for noise z: z itself, or [z, classes] for a conditional G (every_class by default)."""
+    if not is_conditional(generator):
+        return z
+    return [z, every_class(len(z)) if classes is None else np.asarray(classes, np.int32).reshape(-1, 1)]
 
 
 def read_run_config(config_file):
@@ -102,14 +125,16 @@ def noise_on_host(kind, count, latent, seed):
 
 def noise(generator, count, noise_kind, seed):
     """[count, latent] z for a saved generator: the same images for the same seed, whatever the backend."""
-    return noise_on_host(noise_kind, count, generator.input_shape[1], seed)
+    return noise_on_host(noise_kind, count, latent_of(generator), seed)
 
 
-def draw(generator, z, pixel_range):
-    """uint8 [n, 28, 28] images for the noise z, BATCH at a time, BatchNorm in inference mode (a compiled
-    forward pass: under JAX 10x faster than calling the model)."""
-    return data.to_uint8(backends.predict_in_batches(generator, z, BATCH), pixel_range)
+def draw(generator, z, pixel_range, classes=None):
+    """uint8 [n, 28, 28] images for the noise z (and, for a conditional G, the classes asked for: by default
+    every_class), BATCH at a time, BatchNorm in inference mode (a compiled forward pass: under JAX 10x
+    faster than calling the model)."""
+    return data.to_uint8(backends.predict_in_batches(generator, inputs_for(generator, z, classes), BATCH),
+                         pixel_range)
 
 
-def sample(generator, count, noise_kind, pixel_range, seed):
-    return draw(generator, noise(generator, count, noise_kind, seed), pixel_range)
+def sample(generator, count, noise_kind, pixel_range, seed, classes=None):
+    return draw(generator, noise(generator, count, noise_kind, seed), pixel_range, classes)

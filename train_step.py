@@ -36,33 +36,49 @@ def jittered_labels(labels, label_noise, seed):
 
 
 class BatchMaker(keras.Model):
-    """real batch -> (D's images: fakes then reals, D's labels, noise for G's step), as one Keras model.
+    """real batch -> (D's inputs: fakes then reals, D's labels, G's inputs for its step), as one Keras model.
 
     A model so that Keras compiles it the way it compiles the train steps (tf.function, jax.jit, or eager
     PyTorch) and carries its state on every backend: G's BatchNorm statistics, which G in training mode
     updates, and the SeedGenerator. float32 throughout: under mixed precision the real images would
     otherwise be rounded to bfloat16 on the way in.
+
+    `classes` > 0 (a conditional preset): the real batch is [images, their classes]; the fakes are drawn of
+    random classes, D gets [images, classes] and G's step [noise, classes], classes again drawn at random.
     """
 
-    def __init__(self, generator, noise_kind, seed, label_noise=0.0, fakes_in_training_mode=True):
+    def __init__(self, generator, noise_kind, seed, label_noise=0.0, fakes_in_training_mode=True, classes=0):
         super().__init__(name="batch_maker", dtype="float32")
-        self.generator, self.noise_kind = generator, noise_kind
+        self.generator, self.noise_kind, self.classes = generator, noise_kind, classes
         self.label_noise, self.fakes_in_training_mode = label_noise, fakes_in_training_mode
         self.seed = keras.random.SeedGenerator(seed)
 
     def call(self, real):
-        batch, latent = real.shape[0], self.generator.input_shape[-1]
-        fake = self.generator(draw_noise(self.noise_kind, (batch, latent), self.seed),
+        real, real_classes = real if self.classes else (real, None)
+        batch, latent = real.shape[0], self.generator.inputs[0].shape[-1]
+        noise = draw_noise(self.noise_kind, (batch, latent), self.seed)
+        fake_classes = self._random_classes(batch)
+        fake = self.generator(noise if not self.classes else [noise, fake_classes],
                               training=self.fakes_in_training_mode)
         labels = ops.concatenate([ops.zeros((batch, 1)), ops.ones((batch, 1))], axis=0)  # fakes first
         if self.label_noise:
             labels = jittered_labels(labels, self.label_noise, self.seed)
+        images = ops.concatenate([fake, real], axis=0)
         g_noise = draw_noise(self.noise_kind, (batch, latent), self.seed)  # for G's step, after D's
-        return ops.concatenate([fake, real], axis=0), labels, g_noise
+        if not self.classes:
+            return images, labels, g_noise
+        d_classes = ops.concatenate([fake_classes, ops.cast(real_classes, "int32")], axis=0)
+        return [images, d_classes], labels, [g_noise, self._random_classes(batch)]
+
+    def _random_classes(self, batch):
+        if not self.classes:
+            return None
+        return keras.random.randint((batch, 1), 0, self.classes, seed=self.seed, dtype="int32")
 
 
 def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto"):
     """step(real_batch) -> (d_loss, g_loss, d_acc_real, d_acc_fake): one D update, then one G update.
+    real_batch: images, or [images, classes] for a conditional preset.
 
     Three calls into compiled code per step: the batch maker, then the two train_on_batch calls.
     `jit_compile`: Keras's compile() argument, as for D and the GAN.
@@ -71,9 +87,9 @@ def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto"):
     real_labels = np.ones((batch, 1), np.float32)  # G's step calls its fakes "real"
 
     def step(real):
-        images, labels, g_noise = batch_maker.predict_on_batch(real)
-        d_loss, acc_real, acc_fake = models.train_discriminator(discriminator, images, labels)
-        g_loss = models.train_generator(gan, discriminator, g_noise, real_labels)
+        d_inputs, labels, g_inputs = batch_maker.predict_on_batch(real)
+        d_loss, acc_real, acc_fake = models.train_discriminator(discriminator, d_inputs, labels)
+        g_loss = models.train_generator(gan, discriminator, g_inputs, real_labels)
         return d_loss, g_loss, acc_real, acc_fake
 
     return step

@@ -51,24 +51,43 @@ def _text_band(width, font, texts):
     return np.asarray(band)
 
 
-def captioned_grid(images_uint8, rows, cols, size=PICTURE_SIZE, caption=None, column_labels=None):
+def _label_column(height, font, pitch, zoom, texts):
+    """A black column as tall as the grid with white `texts` right-aligned beside each row's middle."""
+    width = int(max(font.getlength(text) for text in texts) + font.size)
+    column = Image.new("L", (width, height))
+    draw = ImageDraw.Draw(column)
+    for row, text in enumerate(texts):
+        draw.text((width - font.size / 2, row * pitch + 14 * zoom), text, fill=255, font=font, anchor="rm")
+    return np.asarray(column)
+
+
+def captioned_grid(images_uint8, rows, cols, size=PICTURE_SIZE, caption=None, column_labels=None,
+                   row_labels=None):
     """The grid zoomed to about `size` pixels, under a caption band (the epoch, what is shown) and a band of
-    column labels ({column: text}, e.g. a walk's start and end) when given."""
+    column labels ({column: text}, e.g. a walk's start and end) when given, with row labels ([text per row],
+    e.g. class names) in a column on its left."""
     zoom = zoom_for(rows, cols, size)
     grid = image_grid(images_uint8, rows, cols, zoom)
     font = _font(max(grid.shape))
+    pitch = (28 + GRID_GAP) * zoom
+    left = 0
+    if row_labels:
+        labels = _label_column(grid.shape[0], font, pitch, zoom, row_labels)
+        left = labels.shape[1]
+        grid = np.concatenate([labels, grid], axis=1)
     bands = []
     if caption:
         bands.append(_text_band(grid.shape[1], font, [(None, caption)]))
     if column_labels:
-        pitch = (28 + GRID_GAP) * zoom
-        bands.append(_text_band(grid.shape[1], font, [(c * pitch + 14 * zoom, text)
+        bands.append(_text_band(grid.shape[1], font, [(left + c * pitch + 14 * zoom, text)
                                                       for c, text in column_labels.items()]))
     return np.concatenate([*bands, grid])
 
 
-def save_grid(images_uint8, path, rows, cols, size=PICTURE_SIZE, caption=None, column_labels=None):
-    Image.fromarray(captioned_grid(images_uint8, rows, cols, size, caption, column_labels)).save(path, format="PNG")
+def save_grid(images_uint8, path, rows, cols, size=PICTURE_SIZE, caption=None, column_labels=None,
+              row_labels=None):
+    picture = captioned_grid(images_uint8, rows, cols, size, caption, column_labels, row_labels)
+    Image.fromarray(picture).save(path, format="PNG")
 
 
 def smoothed(values, window):
