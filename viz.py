@@ -47,7 +47,10 @@ def _text_band(width, font, texts):
     band = Image.new("L", (width, height))
     draw = ImageDraw.Draw(band)
     for x, text in texts:
-        draw.text((width / 2 if x is None else x, height / 2), text, fill=255, font=font, anchor="mm")
+        fitting = font
+        if x is None and font.getlength(text) > 0.96 * width:  # a long caption: smaller letters, not cut off
+            fitting = ImageFont.load_default(size=max(8, int(font.size * 0.96 * width / font.getlength(text))))
+        draw.text((width / 2 if x is None else x, height / 2), text, fill=255, font=fitting, anchor="mm")
     return np.asarray(band)
 
 

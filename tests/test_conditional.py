@@ -164,3 +164,4 @@ def test_evaluate_reports_class_agreement_for_a_conditional_generator_only(tiny_
     plain.mkdir()
     models.build_gan(presets.PRESETS["legacy"])[0].save(plain / "generator.keras")
     assert "class_agreement" not in evaluate.main(["--run", str(plain), "--samples", "200"])["generated"]
+

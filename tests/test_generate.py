@@ -110,3 +110,12 @@ def test_wrong_input_is_one_line(tmp_path, monkeypatch, capsys, args, message):
     error = capsys.readouterr().err.strip()
     assert e.value.code == 2 and message in error and "\n" not in error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "out"]  # no folder made for a wrong input
+
+
+def test_a_caption_wider_than_the_picture_is_shrunk_to_fit_not_cut_off():
+    picture = viz.captioned_grid(np.zeros((16, 28, 28), np.uint8), 4, 4, size=300,
+                                 caption="24 x Sneaker from conditional/generator.keras (seed 0)")
+    band = picture[:-viz.grid_side(4) * viz.zoom_for(4, 4, 300)]  # the rows above the zoomed grid
+    lit = np.where((band > 128).any(axis=0))[0]
+    width = picture.shape[1]
+    assert len(lit) and lit.min() >= 0.01 * width and lit.max() <= 0.99 * width  # a margin on both sides
