@@ -24,6 +24,7 @@ import numpy as np
 import backends
 import cli
 import data
+import devices
 import presets
 import progress
 import runs
@@ -84,6 +85,7 @@ def parse_args(argv=None):
                    help="continue the run in --out from its last checkpoint, with its settings; --epochs may "
                         "raise the total, --eval-every and --ckpt-every may change")
     backends.add_flag(p)
+    devices.add_flag(p)
     p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], help=backends.PRECISION_HELP)
     p.add_argument("--xla", choices=["auto", "on", "off"], default="auto", help=backends.XLA_HELP)
     p.add_argument("--eval-every", type=cli.non_negative_int, metavar="N",
@@ -205,6 +207,8 @@ def train(args, started):
     `started`: time.perf_counter() when the script began, for the closing line's total."""
     out = Path(args.out)
     config = config_for_resume(args, out) if args.resume else resolve_config(args)
+    # Per invocation, not kept by --resume: a run may go on with another number of devices (or machine).
+    config["devices"] = devices.resolve(args.devices, backends.current(), config["batch"])
     if not args.resume:
         runs.check_new(out, args.overwrite)
     data_dir = data.find_data_dir(args.data_dir)
@@ -237,6 +241,7 @@ def train_in(out, args, config, images, classes, data_dir, started):
 
     keras.mixed_precision.set_global_policy(config["precision"])
     keras.utils.set_random_seed(config["seed"])
+    device_names = devices.use(config["devices"])  # before the models: their weights go on every device
     run = build_training(config, backends.jit_compile_setting(args.xla))
     generator, average = run.generator, run.average
     real_images = keras.ops.convert_to_tensor(data.scale_pixels(images, preset.pixel_range))  # on the device
@@ -322,6 +327,10 @@ def train_in(out, args, config, images, classes, data_dir, started):
 
     print(f"training preset {preset.name} on {len(images)} images, {steps} steps of {batch} per epoch, with "
           f"{backends.describe_device()}")
+    if len(device_names) > 1:
+        print(f"data-parallel on {len(device_names)} devices ({', '.join(device_names)}): each train_on_batch "
+              f"splits its batch in {len(device_names)} (D: {2 * batch // len(device_names)} images per device, "
+              f"G's step: {batch // len(device_names)})")
     with StopOnInterrupt() as interrupt:
         while epoch <= config["epochs"]:
             epoch_started = time.perf_counter() - seconds_before

@@ -72,6 +72,10 @@ def workspace(tmp_path_factory):
 
 CASES = [  # (script, arguments with {root} for the workspace, what the one line must say)
     ("dcgan.py", "--epochs 0", "argument --epochs: must be at least 1, got 0"),
+    ("dcgan.py", "--devices 0", "argument --devices: must be at least 1, got 0"),
+    ("dcgan.py", "--devices 2 --out {root}/new", "--devices 2 needs --backend jax"),
+    ("generate.py", "--class boot --run {root}/run", "unknown class 'boot'; use one of t-shirt"),
+    ("generate.py", "--class bag --run {root}/run", "draws from noise alone and cannot be asked for a class"),
     ("dcgan.py", "--epochs -3", "argument --epochs: must be at least 1, got -3"),
     ("dcgan.py", "--epochs two", "argument --epochs: expected a whole number, got 'two'"),
     ("dcgan.py", "--batch 0", "argument --batch: must be at least 1"),

@@ -1,0 +1,98 @@
+"""--devices: data-parallel training over several devices with keras.distribution (JAX), tested on two CPU
+devices that XLA simulates, and the one-line refusals everywhere else."""
+
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import devices
+from conftest import ROOT, write_fake_fashion_mnist
+
+# Runs in a fresh process: XLA makes its CPU devices when JAX starts, and Keras keeps one distribution.
+TWO_DEVICE_SCRIPT = r"""
+import json, sys
+import backends
+backends.use("jax")
+import jax
+from keras.src.backend.jax import trainer
+import dcgan
+
+seen = []  # (global rows, devices, rows per shard) of every array a train_on_batch trains on
+distribute = trainer._distribute_data
+def spy(data, layouts=None):
+    out = distribute(data, layouts)
+    seen.extend((x.shape[0], len(x.sharding.device_set), [s.data.shape[0] for s in x.addressable_shards])
+                for x in jax.tree_util.tree_leaves(out))
+    return out
+trainer._distribute_data = spy
+
+data_dir, out = sys.argv[1], sys.argv[2]
+common = ["--epochs", "2", "--batch", "8", "--limit", "32", "--seed", "4", "--data-dir", data_dir]
+dcgan.main(common + ["--devices", "2", "--out", out + "/two"])
+sharded, seen[:] = list(seen), []
+dcgan.main(common + ["--out", out + "/one"])
+print(json.dumps(dict(sharded=sharded, one_device=seen)))
+"""
+
+
+def jax_or_skip():
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed here (pip install -r requirements-jax.txt)")
+
+
+def read_steps(run):
+    with open(run / "steps.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_two_devices_split_every_batch_and_train_as_one_device_does(tmp_path):
+    jax_or_skip()
+    data_dir = write_fake_fashion_mnist(tmp_path / "fashion")
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT),
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    done = subprocess.run([sys.executable, "-c", TWO_DEVICE_SCRIPT, str(data_dir), str(tmp_path)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "data-parallel on 2 devices (cpu:0, cpu:1)" in done.stdout
+    # D's step trains on 16 rows (8 fakes, 8 reals), G's on 8 noise vectors: each split 8 + 8 or 4 + 4.
+    assert report["sharded"], "no train_on_batch saw a distributed array"
+    for rows, device_count, shard_rows in report["sharded"]:
+        assert device_count == 2 and shard_rows == [rows // 2, rows // 2], (rows, device_count, shard_rows)
+    assert {rows for rows, _, _ in report["sharded"]} == {16, 8}
+    assert all(device_count == 1 for _, device_count, _ in report["one_device"])
+    # The same global batch and seed: the same training, up to the order in which float sums are added (the
+    # gradients of the two halves are summed across devices). Dropout's masks and the noise are the same:
+    # JAX draws random bits independently of how an array is split.
+    one, two = read_steps(tmp_path / "one"), read_steps(tmp_path / "two")
+    assert len(one) == len(two) == 8
+    for a, b in zip(one, two):
+        for key in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake"):
+            assert abs(float(a[key]) - float(b[key])) < 1e-4, (key, a, b)
+
+
+@pytest.mark.parametrize("requested, backend, batch, says", [
+    (2, "tensorflow", 32, "--devices 2 needs --backend jax"),
+    (2, "torch", 32, "--devices 2 needs --backend jax"),
+    (4, "jax", 32, "this process sees 2 device(s)"),
+    (2, "jax", 33, "--batch 33 does not split evenly across 2 devices"),
+])
+def test_what_cannot_be_split_is_refused_in_one_line(requested, backend, batch, says, monkeypatch, capsys):
+    monkeypatch.setattr(devices, "local_device_names", lambda: ["cpu:0", "cpu:1"])
+    with pytest.raises(SystemExit) as stopped:
+        devices.resolve(requested, backend, batch)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+
+
+def test_all_and_one_are_counted_without_a_distribution(monkeypatch):
+    monkeypatch.setattr(devices, "local_device_names", lambda: ["cpu:0", "cpu:1"])
+    assert devices.resolve("all", "jax", 32) == 2
+    assert devices.resolve(None, "tensorflow", 33) == devices.resolve(1, "torch", 33) == 1
+    assert devices.parse_count("ALL") == "all" and devices.parse_count("3") == 3
