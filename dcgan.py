@@ -385,11 +385,9 @@ def print_presets():
     header = ["preset", "G params", "D params", "latent", "pixels", "G output", "loss", "Adam",
               "G shown", "batch", "epochs", "grid", "system (SYSTEMS.md)"]
     rows = []
-    import models
-
     for preset in presets.PRESETS.values():
-        generator, discriminator, _ = models.build_gan(preset)
-        rows.append([preset.name, f"{generator.count_params():,}", f"{discriminator.count_params():,}",
+        g_parameters, d_parameters = presets.PARAMETERS[preset.name]
+        rows.append([preset.name, f"{g_parameters:,}", f"{d_parameters:,}",
                      f"{preset.latent} {preset.noise}" + (" + class" if preset.conditional else ""),
                      "[{}, {}]".format(*preset.pixel_range),
                      preset.output_activation,
@@ -407,10 +405,10 @@ def print_presets():
 def main(argv=None):
     started = time.perf_counter()
     args = parse_args(argv)
+    if args.list_presets:  # a table in presets.py: no backend, no Keras, under a second
+        return print_presets()
     try:
         backends.use(args.backend)
-        if args.list_presets:
-            return print_presets()
         return train(args, started)
     except (data.DataError, runs.RunError) as e:  # runs.RunError includes checkpoints.CheckpointError
         cli.fail(str(e))

@@ -72,5 +72,10 @@ PRESETS = {p.name: p for p in [
            latent=100, lr=1e-4, batch=128, epochs=300, grid=4),
 ]}
 DEFAULT_PRESET = "legacy"
+# (G, D) parameter counts of each preset's models, so that --list-presets prints them without importing
+# Keras (its import alone takes 5 s or more); tests/test_presets.py builds every model and checks them.
+PARAMETERS = {"tutorial": (2_330_944, 212_865), "upsample": (2_155_137, 1_113_345), "legacy": (840_705, 212_865),
+              "uniform": (2_330_944, 212_865), "kit": (2_330_944, 212_865), "conditional": (2_456_484, 228_965),
+              "wide": (4_454_720, 212_865)}
 
 

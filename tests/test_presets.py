@@ -25,6 +25,7 @@ def test_each_preset_builds_with_the_seed_parameter_counts(name):
     assert len(generator.inputs) == len(discriminator.inputs) == len(gan.inputs) == 1 + preset.conditional
     assert generator.output_shape == (None, 28, 28, 1)
     assert discriminator.output_shape == (None, 1)
+    assert (generator.count_params(), discriminator.count_params()) == presets.PARAMETERS[name]  # --list-presets
     g_count, d_count = SEED_COUNTS.get(name, (None, None))
     if g_count:
         assert generator.count_params() == g_count
@@ -91,3 +92,10 @@ def test_list_presets_prints_one_row_per_preset(capsys):
     assert len(lines) == 1 + len(presets.PRESETS)
     assert "2,155,137" in next(line for line in lines if line.startswith("upsample"))
     assert "uniform" in next(line for line in lines if line.startswith("uniform"))
+
+
+def test_list_presets_needs_no_keras():
+    script = "import sys, dcgan; dcgan.main(['--list-presets']); assert 'keras' not in sys.modules, 'keras imported'"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "conditional" in done.stdout and "2,456,484" in done.stdout
