@@ -83,10 +83,10 @@ def current():
 
 def predict_in_batches(model, inputs, batch, prepare=None, bar=None):
     """model's outputs (an array, or a list of arrays for several outputs) for `inputs` (an array, or a list
-    for several inputs), `batch` rows at a
-    time through the compiled predict step, each batch passed through `prepare` first (e.g. uint8 -> float32:
-    only one batch is ever held as floats). Not predict(): under TensorFlow it wraps the array in a tf.data
-    pipeline first, which made the judge 1.5x slower on a CPU. `bar`: a tqdm bar advanced by each row."""
+    for several inputs), `batch` rows at a time through the compiled predict step, each batch passed through
+    `prepare` first (e.g. uint8 -> float32: only one batch is ever held as floats). Not predict(): under
+    TensorFlow it wraps the array in a tf.data pipeline first, which made the judge 1.5x slower on a CPU.
+    `bar`: a tqdm bar advanced by each row."""
     several = isinstance(inputs, (list, tuple))  # a model of several inputs: the same rows of each
     outputs = []
     for start in range(0, len(inputs[0] if several else inputs), batch):

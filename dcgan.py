@@ -183,13 +183,15 @@ def build_training(config, jit_compile):
     rows, cols, _ = picture_layout(preset, config["grid"])
     noise = sampling.noise_on_host(config["noise"], cols if preset.conditional else rows * cols, config["latent"],
                                    config["seed"])
-    fixed_noise = keras.Variable(np.tile(noise, (rows, 1)) if preset.conditional else noise, trainable=False,
-                                 name="fixed_noise")
+    fixed_classes = None
+    if preset.conditional:
+        noise, fixed_classes = sampling.one_row_per_class(noise, rows)
+    fixed_noise = keras.Variable(noise, trainable=False, name="fixed_noise")
     decay = config.get("average_decay", 0.0)  # runs made before the kit had averaging have none
     average = averaging.GeneratorAverage(generator, decay) if decay else None
     return SimpleNamespace(
         generator=generator, discriminator=discriminator, gan=gan, batch_maker=batch_maker,
-        fixed_noise=fixed_noise, average=average,
+        fixed_noise=fixed_noise, fixed_classes=fixed_classes, average=average,
         train_step=train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile),
         checkpoint=checkpoints.training_state(generator, discriminator, gan, batch_maker, fixed_noise, average))
 
@@ -245,7 +247,7 @@ def train_in(out, args, config, images, classes, data_dir, started):
     run = build_training(config, backends.jit_compile_setting(args.xla))
     generator, average = run.generator, run.average
     real_images = keras.ops.convert_to_tensor(data.scale_pixels(images, preset.pixel_range))  # on the device
-    real_classes = keras.ops.convert_to_tensor(classes.astype(np.int32)[:, None])
+    real_classes = keras.ops.convert_to_tensor(classes.astype(np.int32)[:, None]) if preset.conditional else None
 
     def real_batch(rows):
         """The step's real images (and their classes, for a conditional preset), gathered on the device."""
@@ -303,7 +305,7 @@ def train_in(out, args, config, images, classes, data_dir, started):
             if row is not None:
                 rows, cols, row_labels = picture_layout(preset, config["grid"])
                 samples = sampling.draw(generator, keras.ops.convert_to_numpy(run.fixed_noise), preset.pixel_range,
-                                        np.repeat(np.arange(rows), cols) if preset.conditional else None)
+                                        run.fixed_classes)
                 caption = f"epoch {epoch} of {config['epochs']} ({epoch * steps:,} steps)"
                 runs.replace_atomically(out / "images" / runs.FRAME_PATTERN.format(epoch),
                                         lambda path: viz.save_grid(samples, path, rows, cols, config["picture_size"],

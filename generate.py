@@ -62,8 +62,8 @@ def draw_samples(generator, count, noise_kind, pixel_range, seed, asked_class=No
     if sampling.is_conditional(generator) and asked_class is None:
         classes = len(data.CLASS_NAMES)
         cols = -(-count // classes)
-        z = np.tile(sampling.noise(generator, cols, noise_kind, seed), (classes, 1))
-        images = sampling.draw(generator, z, pixel_range, np.repeat(np.arange(classes), cols))
+        z, asked = sampling.one_row_per_class(sampling.noise(generator, cols, noise_kind, seed), classes)
+        images = sampling.draw(generator, z, pixel_range, asked)
         return images, classes, cols, list(data.CLASS_NAMES), f"{cols} per class"
     images = sampling.sample(generator, count, noise_kind, pixel_range, seed,
                              None if asked_class is None else np.full(count, asked_class))

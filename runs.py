@@ -18,8 +18,8 @@ from pathlib import Path
 
 HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds", "fd", "classes_covered"]
 STEP_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake"]  # steps.csv: one row a step
-RUN_FILES = ["config.json", "history.csv", "steps.csv", "generator.keras", "generator_best.keras", "losses.png", "dcgan.gif",
-             "eval.json", "samples.png", "walks.png"]
+RUN_FILES = ["config.json", "history.csv", "steps.csv", "generator.keras", "generator_best.keras", "losses.png",
+             "dcgan.gif", "eval.json", "samples.png", "walks.png"]
 CHECKPOINT_FOLDER = "checkpoints"
 RUN_FOLDERS = ["images", CHECKPOINT_FOLDER]  # removed by --overwrite only when nothing else is in them
 FRAME_PATTERN = "epoch_{:04d}.png"

@@ -87,6 +87,12 @@ def every_class(count, classes=len(data.CLASS_NAMES)):
     return (np.arange(count) % classes).astype(np.int32)[:, None]
 
 
+def one_row_per_class(z, classes=len(data.CLASS_NAMES)):
+    """A conditional G's picture of every class: (z repeated once per class, the class of each), row after row,
+    so that row r draws class r and each column keeps one z: the same "style" in every class."""
+    return np.tile(z, (classes, 1)), np.repeat(np.arange(classes, dtype=np.int32), len(z))
+
+
 def inputs_for(generator, z, classes=None):
     """What to feed G for noise z: z itself, or [z, classes] for a conditional G (every_class by default)."""
     if not is_conditional(generator):
