@@ -14,11 +14,15 @@ labelled real, with D unfrozen around its own step. They differ only in how a st
 The loops take turns, round after round, and each reports its median round: images per second (real
 images consumed), milliseconds per step, seconds per 60,000-image epoch, the slowest and fastest round,
 and the process's peak resident memory. Random weights and random data: speed does not depend on them.
+Last, the floor of one train_on_batch call on this machine (a one-weight model): what a step of three
+calls costs before any arithmetic. `--json FILE` also writes every figure there (measure.py reads it).
 """
 
 import functools
+import json
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -110,6 +114,24 @@ def measure(loops, batch, steps, warmup, rounds):
     return results
 
 
+def train_on_batch_floor(calls=200, warmup=20):
+    """Milliseconds per train_on_batch on a model with one weight, batch 1: what every call costs before any
+    arithmetic (Python, Keras's bookkeeping, launching the compiled step, the loss read back to the host).
+    A step of the kit's loop is three such calls (batch maker, D, GAN), so on a device fast enough that the
+    arithmetic of batch 32 is nothing (a GPU), three times this is the step's floor."""
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((1, 1), "float32")
+    for _ in range(warmup):  # the first call traces and compiles
+        model.train_on_batch(x, x)
+    started = time.perf_counter()
+    for _ in range(calls):
+        model.train_on_batch(x, x)
+    return 1000 * (time.perf_counter() - started) / calls
+
+
 def main(argv=None):
     p = cli.OneLineParser(prog="bench.py", description="Time the training loop: fast (the kit's) vs naive "
                                                        "(the seed article's), in one run.")
@@ -137,6 +159,7 @@ def main(argv=None):
     which = p.add_mutually_exclusive_group()
     which.add_argument("--naive", action="store_true", help="time only the seed article's loop")
     which.add_argument("--fast", action="store_true", help="time only the kit's loop")
+    p.add_argument("--json", metavar="FILE", help="also write every figure to FILE, as JSON")
     backends.add_flag(p)
     args = p.parse_args(argv)
     backends.use(args.backend)
@@ -152,8 +175,9 @@ def main(argv=None):
             name = " ".join([kind] + [precision] * (precision != "float32") + ["xla"] * xla)
             loops[name] = (precision, functools.partial(prepare, kind, preset, batch, args.steps, args.seed,
                                                         precision, xla))
+    device = backends.describe_device()
     print(f"preset {preset.name}, batch {batch}, {args.rounds} rounds of {args.steps} steps after "
-          f"{args.warmup} warm-up, with {backends.describe_device()}")
+          f"{args.warmup} warm-up, with {device}")
     results = measure(loops, batch, args.steps, args.warmup, args.rounds)
     print(f"{'loop':21} {'images/s':>9} {'slowest-fastest':>16} {'ms/step':>8} {'s/epoch':>8}")
     for r in results:
@@ -163,6 +187,12 @@ def main(argv=None):
     if results[0]["loop"] == "naive":
         for r in results[1:]:
             print(f"speed-up {r['loop']} / naive: {r['images_per_s'] / results[0]['images_per_s']:.2f}x")
+    floor_ms = train_on_batch_floor()
+    print(f"floor of one train_on_batch call here (one weight, batch 1): {floor_ms:.2f} ms; a step makes 3 calls")
+    if args.json:
+        report = dict(device=device, backend=backends.current(), preset=preset.name, batch=batch,
+                      steps=args.steps, rounds=args.rounds, loops=results, train_on_batch_floor_ms=floor_ms)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return results
 
 

@@ -1,0 +1,170 @@
+"""Measure the kit on this machine in one go, as a user would run it, and print one markdown table.
+
+    python measure.py --quick                        # a few minutes on a CPU: a short try of every step
+    python measure.py                                # bench.py, the used-by command, then evaluate.py
+    python measure.py --backend jax --data-dir .data --out runs/measure-gpu
+
+What it runs, each step its own process (so start-up counts, as it does for a user):
+1. `bench.py` for legacy and for kit at batch 32: the seed article's naive loop against the kit's fast
+   one, in float32 and mixed_bfloat16, and the floor of one train_on_batch call on this machine;
+2. the used-by command, `dcgan.py --epochs 10 --batch 32` (the default preset, all 60,000 images),
+   timed as a whole process, with its peak memory;
+3. `evaluate.py` on the generator it trained.
+Everything lands in one folder (--out): bench_legacy.json, bench_kit.json, the run folder train/ (its
+eval.json included), measure.md (the table) and measure.json (every figure).
+`--quick` shrinks each step (8 timed steps x 3 rounds, 1 epoch on 3,200 images, 2,000 samples): the
+figures are then a smoke test of the machine, not ones to quote.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cli
+import runs
+
+HERE = Path(__file__).resolve().parent
+BENCHED_PRESETS = ("legacy", "kit")
+# The budget of each step: the full measurement, and --quick's. Each can be changed by its own flag.
+FULL = dict(steps=30, rounds=5, warmup=10, epochs=10, limit=None, samples=10_000)
+QUICK = dict(steps=8, rounds=3, warmup=3, epochs=1, limit=3200, samples=2_000)
+
+
+def cpu_name(cpuinfo="/proc/cpuinfo"):
+    """'Intel(R) Xeon(R) ... (AVX512-BF16, AMX)': the model and the bfloat16 hardware that decides the
+    CPU figures (an AVX2-only CPU runs bfloat16 8x slower than float32)."""
+    try:
+        text = open(cpuinfo).read()
+    except OSError:
+        return "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                 "unknown CPU")
+    extras = [name for flag, name in ((" avx512_bf16", "AVX512-BF16"), (" amx_bf16", "AMX")) if flag in text]
+    return f"{model} ({', '.join(extras) or 'no bfloat16 hardware'}), {os.cpu_count()} cores"
+
+
+def run_step(name, words, log):
+    """Run one of the kit's scripts as its own process, its output shown live and kept in `log`.
+    Returns (seconds, peak memory in MB). A step that fails stops the measurement with its last line."""
+    command = [sys.executable, str(HERE / words[0]), *words[1:]]
+    print(f"\n== {name}: {cli.command('python', *words)}", flush=True)
+    started = time.perf_counter()
+    with open(log, "w") as kept:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   bufsize=1)
+        last = ""
+        for line in process.stdout:
+            sys.stdout.write(line)
+            kept.write(line)
+            last = line.strip() or last
+        _, status, usage = os.wait4(process.pid, 0)  # wait4: this child's own peak memory, not all children's
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        cli.fail(f"{name} failed ({last}); its whole output is in {log}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def bench_rows(report):
+    """One table row per preset: naive, fast, fast + mixed_bfloat16 in images/s, the ratios to naive."""
+    speed = {loop["loop"]: loop["images_per_s"] for loop in report["loops"]}
+    naive = speed["naive"]
+    cells = [f"{naive:.0f}"] + [f"{speed[name]:.0f} ({speed[name] / naive:.2f}x)"
+                                for name in ("fast", "fast mixed_bfloat16")]
+    return f"| bench.py, {report['preset']}, batch {report['batch']} | " + " / ".join(cells) + " img/s |"
+
+
+def table(device, backend, benches, train, evaluation, command):
+    fd_low, fd_high = evaluation["fd_interval"]
+    lines = [f"Measured with `{command}` on {device}, {backend}:",
+             "", "| step | result |", "|---|---|"]
+    lines += [bench_rows(report) for report in benches]
+    floor = benches[0]["train_on_batch_floor_ms"]
+    lines.append(f"| floor of one train_on_batch call (1 weight, batch 1) | {floor:.2f} ms; "
+                 "a step makes 3 calls |")
+    lines.append(f"| training, whole process: `{train['command']}` | {train['seconds']:.0f} s, "
+                 f"{train['images_per_s']:.0f} img/s over the run, peak {train['peak_mb']:.0f} MB |")
+    lines.append(f"| evaluate.py, {evaluation['samples']:,} samples, whole process | {evaluation['seconds']:.0f} s, "
+                 f"peak {evaluation['peak_mb']:.0f} MB: FD {evaluation['fd']:.1f} ({fd_low:.1f}-{fd_high:.1f}), "
+                 f"{evaluation['classes_covered']} classes, precision {evaluation['precision']:.2f}, "
+                 f"recall {evaluation['recall']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = cli.OneLineParser(prog="measure.py", description="Measure the kit on this machine: bench.py, the used-by "
+                                                         "command as a whole process, evaluate.py; one table.")
+    p.add_argument("--quick", action="store_true",
+                   help="a few minutes on a CPU: 8 timed steps x 3 rounds per loop, 1 epoch on 3,200 images, "
+                        "2,000 samples (default: bench.py's defaults, 10 epochs on all 60,000, 10,000 samples)")
+    p.add_argument("--out", default="measure", help="folder for everything it writes (default: measure)")
+    p.add_argument("--overwrite", action="store_true", help="replace the measurement already in --out")
+    p.add_argument("--seed", type=cli.seed, default=0, help="seed of the training run, 0 to 2**32 - 1 (default: 0)")
+    p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: the usual search)")
+    p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], metavar="NAME",
+                   help="Keras backend for every step: tensorflow, jax or torch (default: $KERAS_BACKEND, "
+                        "else tensorflow)")
+    p.add_argument("--steps", type=cli.positive_int, help="bench.py's timed steps per round (full: 30, quick: 8)")
+    p.add_argument("--epochs", type=cli.int_at_least(1, 10_000),
+                   help="epochs of the training run (full: 10, quick: 1)")
+    p.add_argument("--limit", type=cli.positive_int, metavar="N",
+                   help="train on the first N images only (full: all 60,000, quick: 3,200)")
+    p.add_argument("--samples", type=cli.int_at_least(100, 60_000),
+                   help="images evaluate.py scores (full: 10,000, quick: 2,000)")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    mode = "quick" if args.quick else "full"
+    budget = dict(QUICK if args.quick else FULL)
+    budget.update({key: getattr(args, key) for key in ("steps", "epochs", "limit", "samples")
+                   if getattr(args, key) is not None})
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        cli.fail(f"{out} already holds a measurement; pass --overwrite or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    runs.check_writable(out)
+    common = (["--backend", args.backend] if args.backend else [])
+    data = (["--data-dir", args.data_dir] if args.data_dir else [])
+
+    benches = []
+    for preset in BENCHED_PRESETS:
+        json_file = out / f"bench_{preset}.json"
+        words = ["bench.py", "--preset", preset, "--batch", "32", "--steps", str(budget["steps"]),
+                 "--rounds", str(budget["rounds"]), "--warmup", str(budget["warmup"]), "--json", str(json_file)]
+        run_step(f"bench {preset}", words + common, out / f"bench_{preset}.log")
+        benches.append(json.loads(json_file.read_text()))
+
+    run = out / "train"
+    train_words = ["dcgan.py", "--epochs", str(budget["epochs"]), "--batch", "32",
+                   *(["--limit", str(budget["limit"])] if budget["limit"] else []),
+                   "--seed", str(args.seed), "--out", str(run), "--overwrite", *data, *common]
+    seconds, peak_mb = run_step("the used-by command", train_words, out / "train.log")
+    config = json.loads((run / "config.json").read_text())
+    steps = len((run / "steps.csv").read_text().splitlines()) - 1  # a header, then one row per step
+    trained = steps * config["batch"]
+    train = dict(command=cli.command("python", *train_words), seconds=seconds, peak_mb=peak_mb,
+                 images_per_s=trained / seconds, preset=config["preset"], precision=config["precision"])
+
+    eval_words = ["evaluate.py", "--run", str(run), "--samples", str(budget["samples"]), *data, *common]
+    eval_seconds, eval_peak_mb = run_step("evaluate.py", eval_words, out / "evaluate.log")
+    report = json.loads((run / "eval.json").read_text())
+    evaluation = dict(report["generated"], samples=report["samples"], seconds=eval_seconds, peak_mb=eval_peak_mb)
+
+    device, backend = benches[0]["device"], benches[0]["backend"]
+    if "CPU" in device:
+        device = cpu_name()
+    command = cli.command("python", "measure.py", *(sys.argv[1:] if argv is None else argv))
+    text = table(device, backend, benches, train, evaluation, command)
+    (out / "measure.md").write_text(text)
+    everything = dict(mode=mode, budget=budget, device=device, backend=backend, benches=benches, train=train,
+                      evaluation=evaluation)
+    (out / "measure.json").write_text(json.dumps(everything, indent=2) + "\n")
+    print("\n" + text + f"\nwrote {out / 'measure.md'} and {out / 'measure.json'}; the run is in {run}")
+    return dict(benches=benches, train=train, evaluation=evaluation)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        cli.fail("interrupted; what finished is in --out", status=130)

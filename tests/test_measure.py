@@ -1,0 +1,52 @@
+"""measure.py: every step run as its own process, one table whose figures are the steps' own outputs."""
+
+import json
+
+import pytest
+
+import measure
+from conftest import write_fake_fashion_mnist
+
+
+def test_a_tiny_measurement_runs_every_step_and_tables_their_own_figures(tmp_path, capsys):
+    folder = write_fake_fashion_mnist(tmp_path / "fashion", n_train=128, n_test=32)
+    out = tmp_path / "measured"
+    result = measure.main(["--quick", "--steps", "1", "--limit", "64", "--samples", "100", "--seed", "4",
+                           "--data-dir", str(folder), "--out", str(out)])
+    # bench.py ran for both presets, each with its three loops and the call floor, into its own JSON file
+    benches = [json.loads((out / f"bench_{preset}.json").read_text()) for preset in ("legacy", "kit")]
+    assert [b["preset"] for b in benches] == ["legacy", "kit"]
+    for bench in benches:
+        assert [loop["loop"] for loop in bench["loops"]] == ["naive", "fast", "fast mixed_bfloat16"]
+        assert bench["batch"] == 32 and bench["steps"] == 1 and bench["train_on_batch_floor_ms"] > 0
+    # the training run is a real run folder, trained for the asked budget: 64 images = 2 steps of 32
+    run = out / "train"
+    config = json.loads((run / "config.json").read_text())
+    assert config["seed"] == 4 and config["limit"] == 64 and config["epochs"] == 1
+    assert (run / "generator.keras").exists()
+    assert result["train"]["images_per_s"] == pytest.approx(64 / result["train"]["seconds"])
+    # evaluate.py scored it, and the table quotes its eval.json, not figures of its own
+    report = json.loads((run / "eval.json").read_text())
+    assert report["samples"] == 100
+    table = (out / "measure.md").read_text()
+    assert f"FD {report['generated']['fd']:.1f}" in table
+    legacy_speed = {loop["loop"]: loop["images_per_s"] for loop in benches[0]["loops"]}
+    assert f"| bench.py, legacy, batch 32 | {legacy_speed['naive']:.0f} / {legacy_speed['fast']:.0f} (" in table
+    assert table.count("\n|") == 7  # the header's two lines, two bench rows, the floor, training, evaluate
+    assert json.loads((out / "measure.json").read_text())["budget"]["samples"] == 100
+    assert table in capsys.readouterr().out
+
+
+def test_a_step_that_fails_stops_with_its_own_last_line(tmp_path, capsys):
+    out = tmp_path / "measured"
+    out.mkdir()
+    (out / "something.txt").write_text("the user's")
+    with pytest.raises(SystemExit):
+        measure.main(["--out", str(out)])
+    assert "already holds a measurement" in capsys.readouterr().err
+    assert (out / "something.txt").read_text() == "the user's"
+
+    with pytest.raises(SystemExit):  # bench.py refuses --steps 0 itself: measure reports its line and log
+        measure.run_step("bench", ["bench.py", "--steps", "0"], tmp_path / "bench.log")
+    err = capsys.readouterr().err
+    assert "bench failed (" in err and "--steps" in err and str(tmp_path / "bench.log") in err
