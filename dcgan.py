@@ -12,8 +12,12 @@ batch, so the frames of a run can be compared and stitched into an animation, an
 Everything lands in one run folder (--out, default `out`): see runs.py for the list.
 """
 
+import contextlib
 import importlib.metadata
+import os
 import signal
+import sys
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -86,6 +90,7 @@ def parse_args(argv=None):
                         "raise the total, --eval-every and --ckpt-every may change")
     backends.add_flag(p)
     devices.add_flag(p)
+    devices.add_process_flags(p)
     p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], help=backends.PRECISION_HELP)
     p.add_argument("--xla", choices=["auto", "on", "off"], default="auto", help=backends.XLA_HELP)
     p.add_argument("--eval-every", type=cli.non_negative_int, metavar="N",
@@ -165,7 +170,7 @@ class StopOnInterrupt:
             signal.signal(s, handler)
 
 
-def build_training(config, jit_compile):
+def build_training(config, jit_compile, share=devices.ONE_PROCESS):
     """Everything a run trains and shows, built from its config: G, D and the stacked GAN, the batch
     maker, the fixed noise of the pictures, G's weight average, one train step, and the checkpoint groups."""
     import averaging
@@ -192,7 +197,7 @@ def build_training(config, jit_compile):
     return SimpleNamespace(
         generator=generator, discriminator=discriminator, gan=gan, batch_maker=batch_maker,
         fixed_noise=fixed_noise, fixed_classes=fixed_classes, average=average,
-        train_step=train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile),
+        train_step=train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile, share),
         checkpoint=checkpoints.training_state(generator, discriminator, gan, batch_maker, fixed_noise, average))
 
 
@@ -208,25 +213,43 @@ def train(args, started):
     """Check all that can be checked before anything is written, then train with the run folder locked.
     `started`: time.perf_counter() when the script began, for the closing line's total."""
     out = Path(args.out)
+    # Before JAX touches a device: a run of several processes starts its distributed runtime first.
+    share = devices.start_processes(args.processes, args.process_index, args.coordinator, backends.current())
     config = config_for_resume(args, out) if args.resume else resolve_config(args)
+    if share.count > 1:  # every process must draw the same stream: process 0's seed, if none was given
+        config["seed"] = devices.same_everywhere(config["seed"])
     # Per invocation, not kept by --resume: a run may go on with another number of devices (or machine).
-    config["devices"] = devices.resolve(args.devices, backends.current(), config["batch"])
-    if not args.resume:
+    config["devices"] = devices.resolve(args.devices, backends.current(), config["batch"], share)
+    config["processes"] = share.count
+    if not args.resume and share.index == 0:
         runs.check_new(out, args.overwrite)
     data_dir = data.find_data_dir(args.data_dir)
     images, classes = data.load_split("train", data_dir, config["limit"])
     if config["batch"] > len(images):
         cli.fail(f"--batch {config['batch']} is larger than the {len(images)} training images; lower --batch "
                  "or raise --limit")
+    if share.index > 0:
+        return train_as_helper(out, args, config, images, classes, data_dir, share, started)
     runs.check_writable(out)
     with runs.locked(out):
         if args.overwrite:
             runs.clear_run(out)
-        return train_in(out, args, config, images, classes, data_dir, started)
+        return train_in(out, out, args, config, images, classes, data_dir, started, share)
 
 
-def train_in(out, args, config, images, classes, data_dir, started):
-    """The loop, in a run folder this process holds: build, resume if asked, train epoch after epoch.
+def train_as_helper(out, args, config, images, classes, data_dir, share, started):
+    """Process 1, 2, ... of a run of several: the same loop as process 0, every Keras call included (a step
+    runs on the devices of all processes at once), reading --out to resume, but writing its copies of the
+    run's files into a scratch folder removed at the end, and printing nothing: process 0 writes and tells."""
+    print(f"process {share.index} of {share.count}: training; process 0 writes {out} and shows the progress")
+    with tempfile.TemporaryDirectory(prefix=f"dcgan-process-{share.index}-") as scratch, \
+            open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        return train_in(out, Path(scratch), args, config, images, classes, data_dir, started, share)
+
+
+def train_in(out, write_to, args, config, images, classes, data_dir, started, share=devices.ONE_PROCESS):
+    """The loop: build, resume from `out` if asked, train epoch after epoch, writing into `write_to` (the
+    run folder, which this process holds; a scratch folder in processes 1, 2, ... of several).
     `classes`: the images' class indices, which a conditional preset trains on."""
     import averaging
     import checkpoints
@@ -244,15 +267,19 @@ def train_in(out, args, config, images, classes, data_dir, started):
     keras.mixed_precision.set_global_policy(config["precision"])
     keras.utils.set_random_seed(config["seed"])
     device_names = devices.use(config["devices"])  # before the models: their weights go on every device
-    run = build_training(config, backends.jit_compile_setting(args.xla))
+    run = build_training(config, backends.jit_compile_setting(args.xla), share)
     generator, average = run.generator, run.average
-    real_images = keras.ops.convert_to_tensor(data.scale_pixels(images, preset.pixel_range))  # on the device
-    real_classes = keras.ops.convert_to_tensor(classes.astype(np.int32)[:, None]) if preset.conditional else None
+    # On the device, so a step gathers its batch there. Several processes: on the host, where each process
+    # holds the same copy; a device array of one process could not meet the weights spread over all.
+    on_device = keras.ops.convert_to_tensor if share.count == 1 else np.asarray
+    real_images = on_device(data.scale_pixels(images, preset.pixel_range))
+    real_classes = on_device(classes.astype(np.int32)[:, None]) if preset.conditional else None
+    take = keras.ops.take if share.count == 1 else np.take
 
     def real_batch(rows):
         """The step's real images (and their classes, for a conditional preset), gathered on the device."""
-        batch_images = keras.ops.take(real_images, rows, axis=0)
-        return [batch_images, keras.ops.take(real_classes, rows, axis=0)] if preset.conditional else batch_images
+        batch_images = take(real_images, rows, axis=0)
+        return [batch_images, take(real_classes, rows, axis=0)] if preset.conditional else batch_images
     shuffle = np.random.default_rng(config["seed"])
 
     # Where the loop starts: a checkpoint holds the epoch in progress, the steps done in it, the shuffling
@@ -285,13 +312,13 @@ def train_in(out, args, config, images, classes, data_dir, started):
             print(f"it was written under {state.get('backend', 'tensorflow')} and goes on under {backend}: weights, "
                   "optimizer moments, average, history and frames carry over; the random streams (noise, "
                   "Dropout) start afresh from the seed")
-        runs.write_history(out, history)  # rows written after that checkpoint are trained again
-        runs.write_steps(out, step_rows)
+        runs.write_history(write_to, history)  # rows written after that checkpoint are trained again
+        runs.write_steps(write_to, step_rows)
         # generator.keras is the checkpoint's G as shown: one cut short or deleted is made again from it.
         with averaging.as_shown(generator, average, config["noise"], config["latent"]):
-            runs.replace_atomically(out / "generator.keras", generator.save)
-    runs.write_config(out, config)
-    (out / "images").mkdir(exist_ok=True)
+            runs.replace_atomically(write_to / "generator.keras", generator.save)
+    runs.write_config(write_to, config)
+    (write_to / "images").mkdir(exist_ok=True)
 
     scorer = judge.make_quick_scorer(data_dir) if config["eval_every"] else None
     if scorer:  # its own noise, so scoring never shifts the training stream (exact resume)
@@ -307,28 +334,31 @@ def train_in(out, args, config, images, classes, data_dir, started):
                 samples = sampling.draw(generator, keras.ops.convert_to_numpy(run.fixed_noise), preset.pixel_range,
                                         run.fixed_classes)
                 caption = f"epoch {epoch} of {config['epochs']} ({epoch * steps:,} steps)"
-                runs.replace_atomically(out / "images" / runs.FRAME_PATTERN.format(epoch),
+                runs.replace_atomically(write_to / "images" / runs.FRAME_PATTERN.format(epoch),
                                         lambda path: viz.save_grid(samples, path, rows, cols, config["picture_size"],
                                                                    caption, row_labels=row_labels))
                 if scorer and epoch % config["eval_every"] == 0:
                     row.update(scorer(sampling.draw(generator, eval_noise, preset.pixel_range)))
                     if row["fd"] <= min(r["fd"] for r in history + [row] if r.get("fd") not in (None, "")):
-                        runs.replace_atomically(out / "generator_best.keras", generator.save)
+                        runs.replace_atomically(write_to / "generator_best.keras", generator.save)
             if due:
-                runs.replace_atomically(out / "generator.keras", generator.save)
+                runs.replace_atomically(write_to / "generator.keras", generator.save)
         if row is not None:
             history.append(row)
             step_rows.extend(epoch_step_rows)
-            runs.write_history(out, history)
-            runs.write_steps(out, step_rows)
+            runs.write_history(write_to, history)
+            runs.write_steps(write_to, step_rows)
         if due:  # outside the block: the checkpoint keeps the trailing averages training goes on with
             state = dict(epoch=epoch, step=step, shuffle_state=shuffle_state, sums=list(map(float, sums)),
                          seconds=seconds, history=history, backend=backend,
                          step_rows=[] if row is not None else epoch_step_rows)
-            return checkpoints.write(out, run.checkpoint, state)
+            return checkpoints.write(write_to, run.checkpoint, state)
 
     print(f"training preset {preset.name} on {len(images)} images, {steps} steps of {batch} per epoch, with "
           f"{backends.describe_device()}")
+    if share.count > 1:
+        print(f"one of {share.count} processes: this one, process {share.index}, feeds {batch // share.count} of "
+              f"each step's {batch} real images and writes the run folder")
     if len(device_names) > 1:
         print(f"data-parallel on {len(device_names)} devices ({', '.join(device_names)}): each train_on_batch "
               f"splits its batch in {len(device_names)} (D: {2 * batch // len(device_names)} images per device, "
@@ -338,12 +368,13 @@ def train_in(out, args, config, images, classes, data_dir, started):
             epoch_started = time.perf_counter() - seconds_before
             shuffle_state = shuffle.bit_generator.state
             order = shuffle.permutation(len(images))[:steps * batch].reshape(steps, batch)
-            bar = progress.EpochProgress(epoch, config["epochs"], first_step, steps, LOG_EVERY_SECONDS)
+            bar = progress.EpochProgress(epoch, config["epochs"], first_step, steps, LOG_EVERY_SECONDS,
+                                         stream=sys.stdout if share.index else None)  # helpers: silenced
             for step in bar:
                 d_loss, g_loss, acc_real, acc_fake = run.train_step(real_batch(order[step]))
                 if not np.isfinite(d_loss + g_loss):
                     bar.close()
-                    kept = checkpoints.latest(out)
+                    kept = checkpoints.latest(write_to)
                     cli.fail(f"loss became {d_loss if not np.isfinite(d_loss) else g_loss} at epoch {epoch}, "
                              f"step {step + 1}; training stopped. Kept: "
                              + (f"checkpoint {kept.name} and its generator.keras" if kept else "nothing yet")
@@ -373,7 +404,7 @@ def train_in(out, args, config, images, classes, data_dir, started):
                     print(f"  warning: {warning}", flush=True)
             epoch, first_step, sums, seconds_before, epoch_step_rows = epoch + 1, 0, np.zeros(4), 0.0, []
 
-    runs.replace_atomically(out / "losses.png", lambda path: viz.plot_training(
+    runs.replace_atomically(write_to / "losses.png", lambda path: viz.plot_training(
         step_rows, history, path, title=f"DCGAN, preset {preset.name}, {len(history)} epoch(s)"))
     print(f"done: {len(history)} epoch(s), {time.perf_counter() - started:.0f} s in all (start-up, training, "
           f"pictures{', scoring' if scorer else ''}); outputs in {out}/ "

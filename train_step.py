@@ -76,18 +76,29 @@ class BatchMaker(keras.Model):
         return keras.random.randint((batch, 1), 0, self.classes, seed=self.seed, dtype="int32")
 
 
-def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto"):
+def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", share=(0, 1)):
     """step(real_batch) -> (d_loss, g_loss, d_acc_real, d_acc_fake): one D update, then one G update.
     real_batch: images, or [images, classes] for a conditional preset.
 
     Three calls into compiled code per step: the batch maker, then the two train_on_batch calls.
     `jit_compile`: Keras's compile() argument, as for D and the GAN.
+    `share` = (index, count): this process's place in a run of several (devices.Share). Each process makes
+    the whole step's arrays from the whole real batch, alike (same weights, same seed), and trains on its
+    own slice of them; Keras puts the slices of all processes together into the global batch in process
+    order, so the step computes what one process would on the whole batch (up to the order of sums).
     """
     batch_maker.compile(optimizer=None, jit_compile=jit_compile)  # it is only ever called, never trained
-    real_labels = np.ones((batch, 1), np.float32)  # G's step calls its fakes "real"
+    index, count = share
+    real_labels = np.ones((batch // count, 1), np.float32)  # G's step calls its fakes "real"
+
+    def own_slice(array):
+        rows = len(array) // count
+        return array[index * rows:(index + 1) * rows]
 
     def step(real):
         d_inputs, labels, g_inputs = batch_maker.predict_on_batch(real)
+        if count > 1:
+            d_inputs, labels, g_inputs = keras.tree.map_structure(own_slice, (d_inputs, labels, g_inputs))
         d_loss, acc_real, acc_fake = models.train_discriminator(discriminator, d_inputs, labels)
         g_loss = models.train_generator(gan, discriminator, g_inputs, real_labels)
         return d_loss, g_loss, acc_real, acc_fake

@@ -5,6 +5,7 @@ import csv
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -79,7 +80,7 @@ def test_two_devices_split_every_batch_and_train_as_one_device_does(tmp_path):
 @pytest.mark.parametrize("requested, backend, batch, says", [
     (2, "tensorflow", 32, "--devices 2 needs --backend jax"),
     (2, "torch", 32, "--devices 2 needs --backend jax"),
-    (4, "jax", 32, "this process sees 2 device(s)"),
+    (4, "jax", 32, "there are 2 device(s)"),
     (2, "jax", 33, "--batch 33 does not split evenly across 2 devices"),
 ])
 def test_what_cannot_be_split_is_refused_in_one_line(requested, backend, batch, says, monkeypatch, capsys):
@@ -96,3 +97,89 @@ def test_all_and_one_are_counted_without_a_distribution(monkeypatch):
     assert devices.resolve("all", "jax", 32) == 2
     assert devices.resolve(None, "tensorflow", 33) == devices.resolve(1, "torch", 33) == 1
     assert devices.parse_count("ALL") == "all" and devices.parse_count("3") == 3
+
+
+# One process of a run of several: dcgan.py's own command line, then a digest of the G and D it trained.
+PROCESS_SCRIPT = r"""
+import hashlib, sys
+import numpy as np
+import backends
+backends.use("jax")
+import dcgan, models
+
+built = []
+build_gan = models.build_gan
+models.build_gan = lambda *args, **kwargs: built.append(build_gan(*args, **kwargs)) or built[-1]
+dcgan.main(sys.argv[1:])
+generator, discriminator, _ = built[-1]
+weights = [np.asarray(w.value.addressable_data(0)) for w in generator.weights + discriminator.weights]
+print("weights", hashlib.sha256(b"".join(w.tobytes() for w in weights)).hexdigest())
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_processes(tmp_path, count, flags):
+    """`count` processes of one dcgan.py run on this machine, coordinator on 127.0.0.1; their outputs."""
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path / "scratch"))
+    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    coordinator = ["--coordinator", f"127.0.0.1:{free_port()}", "--processes", str(count)] if count > 1 else []
+    started = [subprocess.Popen([sys.executable, "-c", PROCESS_SCRIPT, *flags, *coordinator,
+                                 *(["--process-index", str(i)] if count > 1 else [])],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+               for i in range(count)]
+    try:
+        outputs = [process.communicate(timeout=300) for process in started]
+    finally:
+        for process in started:
+            process.kill()
+    for process, (stdout, stderr) in zip(started, outputs):
+        assert process.returncode == 0, stderr[-2000:]
+    return [stdout for stdout, _ in outputs]
+
+
+def test_two_processes_train_one_run_with_the_same_weights_and_resume(tmp_path):
+    jax_or_skip()
+    (tmp_path / "scratch").mkdir()
+    data_dir = write_fake_fashion_mnist(tmp_path / "fashion")
+    common = ["--batch", "8", "--limit", "32", "--seed", "4", "--data-dir", str(data_dir)]
+    first = run_processes(tmp_path, 2, common + ["--epochs", "1", "--out", "two"])
+    resumed = run_processes(tmp_path, 2, common + ["--epochs", "2", "--out", "two", "--resume"])
+    alone = run_processes(tmp_path, 1, common + ["--epochs", "2", "--out", "one"])
+    for outputs in (first, resumed):
+        digests = [line for out in outputs for line in out.splitlines() if line.startswith("weights")]
+        assert len(digests) == 2 and digests[0] == digests[1]  # every process ends with the same G and D
+        assert "one of 2 processes: this one, process 0, feeds 4 of each step's 8" in outputs[0]
+        assert "process 1 of 2: training; process 0 writes two" in outputs[1]
+        assert "epoch" not in outputs[1]  # process 1 trains silently
+    assert "resuming two at epoch 2" in resumed[0]
+    # One run folder, written by process 0; process 1's copies went to a scratch folder, since removed.
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["processes"] == 2
+    assert list((tmp_path / "scratch").iterdir()) == []
+    # Two processes, 4 + 4 real images a step, interrupted and resumed, train as one process does on 8.
+    one, two = read_steps(tmp_path / "one"), read_steps(tmp_path / "two")
+    assert len(one) == len(two) == 8 and "weights" in alone[0]
+    for a, b in zip(one, two):
+        for key in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake"):
+            assert abs(float(a[key]) - float(b[key])) < 1e-4, (key, a, b)
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--processes", "2", "--backend", "tensorflow"], "--processes 2 needs --backend jax"),
+    (["--processes", "2", "--backend", "jax", "--coordinator", "127.0.0.1:1"], "needs --process-index 0 to 1"),
+    (["--processes", "2", "--backend", "jax", "--process-index", "2", "--coordinator", "h:1"], "--process-index 0 to 1"),
+    (["--processes", "2", "--backend", "jax", "--process-index", "0"], "needs --coordinator HOST:PORT"),
+])
+def test_a_run_of_several_processes_that_cannot_start_is_refused_in_one_line(flags, says, monkeypatch, capsys):
+    import dcgan
+    monkeypatch.setattr(dcgan.backends, "use", lambda name: name)  # no Keras switch needed: it stops before
+    monkeypatch.setattr(dcgan.backends, "current", lambda: flags[flags.index("--backend") + 1])
+    with pytest.raises(SystemExit) as stopped:
+        dcgan.main(flags)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
