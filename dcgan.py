@@ -255,6 +255,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     import checkpoints
     import judge
     import keras
+    import models
 
     backend = backends.current()
     preset = presets.PRESETS[config["preset"]]
@@ -269,6 +270,10 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     device_names = devices.use(config["devices"])  # before the models: their weights go on every device
     run = build_training(config, backends.jit_compile_setting(args.xla), share)
     generator, average = run.generator, run.average
+
+    def save_generator(path):
+        """G as shown, computing in float32 wherever the file goes (models.float32_copy)."""
+        (generator if config["precision"] == "float32" else models.float32_copy(generator)).save(path)
     # On the device, so a step gathers its batch there. Several processes: on the host, where each process
     # holds the same copy; a device array of one process could not meet the weights spread over all.
     on_device = keras.ops.convert_to_tensor if share.count == 1 else np.asarray
@@ -316,7 +321,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
         runs.write_steps(write_to, step_rows)
         # generator.keras is the checkpoint's G as shown: one cut short or deleted is made again from it.
         with averaging.as_shown(generator, average, config["noise"], config["latent"]):
-            runs.replace_atomically(write_to / "generator.keras", generator.save)
+            runs.replace_atomically(write_to / "generator.keras", save_generator)
     runs.write_config(write_to, config)
     (write_to / "images").mkdir(exist_ok=True)
 
@@ -340,9 +345,9 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
                 if scorer and epoch % config["eval_every"] == 0:
                     row.update(scorer(sampling.draw(generator, eval_noise, preset.pixel_range)))
                     if row["fd"] <= min(r["fd"] for r in history + [row] if r.get("fd") not in (None, "")):
-                        runs.replace_atomically(write_to / "generator_best.keras", generator.save)
+                        runs.replace_atomically(write_to / "generator_best.keras", save_generator)
             if due:
-                runs.replace_atomically(write_to / "generator.keras", generator.save)
+                runs.replace_atomically(write_to / "generator.keras", save_generator)
         if row is not None:
             history.append(row)
             step_rows.extend(epoch_step_rows)

@@ -249,3 +249,23 @@ def train_generator(gan, discriminator, noise, real_labels):
     """Update G through the frozen D: maximise log D(G(z)) by labelling fresh fakes "real"."""
     discriminator.trainable = False
     return gan.train_on_batch(noise, real_labels)
+
+
+def float32_copy(model):
+    """The same model, weights included, computing in float32 whatever policy it was built under.
+
+    generator.keras is saved this way: mixed precision is how this machine trained fastest, not how the file
+    should run elsewhere (an AVX2-only CPU computes bfloat16 8x slower than float32; the weights are float32
+    anyway). Built from the model's own serialized config with every dtype policy set to float32."""
+    def to_float32(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy":
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {key: to_float32(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [to_float32(value) for value in node]
+        return node
+
+    copy = keras.saving.deserialize_keras_object(to_float32(keras.saving.serialize_keras_object(model)))
+    copy.set_weights(model.get_weights())
+    return copy

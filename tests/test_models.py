@@ -135,3 +135,22 @@ def test_every_backend_computes_bce_from_d_logit():
     assert discriminator.layers[-1].activation is keras.activations.linear
     sure_and_wrong = np.full((4, 1), 100.0, np.float32)
     assert float(discriminator.loss(np.zeros((4, 1), np.float32), sure_and_wrong)) == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("preset_name", ["kit", "conditional"])
+def test_a_float32_copy_of_a_mixed_precision_generator_draws_the_same_images_in_float32(preset_name):
+    preset = presets.PRESETS[preset_name]
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    generator = models.build_models(preset, preset.latent)[0]
+    keras.mixed_precision.set_global_policy("float32")
+    copy = models.float32_copy(generator)
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in generator.layers}  # its output layer: float32
+    assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    for ours, theirs in zip(generator.get_weights(), copy.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    noise = np.random.default_rng(0).uniform(-1, 1, (8, preset.latent)).astype("float32")
+    inputs = [noise, np.arange(8)[:, None] % preset.classes] if preset.conditional else noise
+    drawn_in_bfloat16, drawn_in_float32 = np.asarray(generator(inputs)), np.asarray(copy(inputs))
+    assert drawn_in_float32.dtype == np.float32
+    assert np.abs(drawn_in_float32 - drawn_in_bfloat16).max() < 0.1  # bfloat16 keeps 8 bits of mantissa
+    assert np.abs(drawn_in_float32 - drawn_in_bfloat16).max() > 0  # and they are not the same computation
