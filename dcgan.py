@@ -282,7 +282,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     take = keras.ops.take if share.count == 1 else np.take
 
     def real_batch(rows):
-        """The step's real images (and their classes, for a conditional preset), gathered on the device."""
+        """The step's real images (and their classes, for a conditional preset), gathered where they are kept."""
         batch_images = take(real_images, rows, axis=0)
         return [batch_images, take(real_classes, rows, axis=0)] if preset.conditional else batch_images
     shuffle = np.random.default_rng(config["seed"])

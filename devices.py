@@ -95,7 +95,8 @@ def same_everywhere(value):
 
 
 def local_device_names():
-    """The devices keras.distribution can use in this process, e.g. ["cuda:0", "cuda:1"] or ["cpu:0"]."""
+    """The devices keras.distribution can use, e.g. ["cuda:0", "cuda:1"] or ["cpu:0"]: this process's, or in a
+    run of several processes every process's."""
     import keras
     return keras.distribution.list_devices()
 

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import backends
 import cli
 import runs
 
@@ -61,8 +62,9 @@ def run_step(name, words, log):
             kept.write(line)
             last = line.strip() or last
         _, status, usage = os.wait4(process.pid, 0)  # wait4: this child's own peak memory, not all children's
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen.wait
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    if process.returncode != 0:
         cli.fail(f"{name} failed ({last}); its whole output is in {log}")
     return seconds, usage.ru_maxrss / 1024
 
@@ -103,9 +105,7 @@ def main(argv=None):
     p.add_argument("--overwrite", action="store_true", help="replace the measurement already in --out")
     p.add_argument("--seed", type=cli.seed, default=0, help="seed of the training run, 0 to 2**32 - 1 (default: 0)")
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: the usual search)")
-    p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], metavar="NAME",
-                   help="Keras backend for every step: tensorflow, jax or torch (default: $KERAS_BACKEND, "
-                        "else tensorflow)")
+    backends.add_flag(p)  # handed to every step
     p.add_argument("--steps", type=cli.positive_int, help="bench.py's timed steps per round (full: 30, quick: 8)")
     p.add_argument("--epochs", type=cli.int_at_least(1, 10_000),
                    help="epochs of the training run (full: 10, quick: 1)")
