@@ -42,8 +42,12 @@ print(json.dumps(dict(sharded=sharded, one_device=seen)))
 
 
 def jax_or_skip():
+    """These tests start their own JAX processes, whatever backend the suite runs on: once is enough, in the
+    JAX pass (KERAS_BACKEND=jax python -m pytest tests)."""
     if importlib.util.find_spec("jax") is None:
         pytest.skip("JAX is not installed here (pip install -r requirements-jax.txt)")
+    if os.environ.get("KERAS_BACKEND") != "jax":
+        pytest.skip("starts JAX processes of its own: runs in the JAX pass (KERAS_BACKEND=jax)")
 
 
 def read_steps(run):
