@@ -121,13 +121,16 @@ def describe_device():
     return f"{current()} on GPU ({gpu})" if gpu else f"{current()} on CPU ({os.cpu_count()} cores)"
 
 
+BFLOAT16_FLAGS = {" avx512_bf16": "AVX512-BF16", " amx_bf16": "AMX"}  # /proc/cpuinfo flag: its name
+
+
 def native_bfloat16_cpu(cpuinfo="/proc/cpuinfo"):
     """True on CPUs that compute bfloat16 in hardware (AVX512-BF16 or AMX-BF16)."""
     try:
         text = open(cpuinfo).read()
     except OSError:
         return False
-    return " avx512_bf16" in text or " amx_bf16" in text
+    return any(flag in text for flag in BFLOAT16_FLAGS)
 
 
 # What --precision auto picks, per backend, on a CPU with bfloat16 in hardware. Measured with bench.py

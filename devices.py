@@ -109,9 +109,7 @@ def resolve(requested, backend, batch, share=ONE_PROCESS):
             cli.fail(f"--devices {requested} with --processes: a run of several processes uses every device of "
                      "each; drop --devices")
         requested = ALL
-        if batch % share.count:
-            cli.fail(f"--batch {batch} does not split evenly across {share.count} processes; pass a --batch that "
-                     f"divides by {share.count}, e.g. {batch - batch % share.count or share.count}")
+        _check_batch_splits(batch, share.count, "processes")
     if requested in (None, 1):
         return 1
     if backend != "jax":
@@ -123,10 +121,14 @@ def resolve(requested, backend, batch, share=ONE_PROCESS):
         cli.fail(f"--devices {count}: there are {len(available)} device(s) ({', '.join(available)}); "
                  "pass a smaller --devices, or on a CPU set XLA_FLAGS=--xla_force_host_platform_device_count="
                  f"{count} to try it")
-    if batch % count:
-        cli.fail(f"--batch {batch} does not split evenly across {count} devices; pass a --batch that divides "
-                 f"by {count}, e.g. {batch - batch % count or count}")
+    _check_batch_splits(batch, count, "devices")
     return count
+
+
+def _check_batch_splits(batch, count, parts):
+    if batch % count:
+        cli.fail(f"--batch {batch} does not split evenly across {count} {parts}; pass a --batch that divides "
+                 f"by {count}, e.g. {batch - batch % count or count}")
 
 
 def use(count):

@@ -43,7 +43,7 @@ def cpu_name(cpuinfo="/proc/cpuinfo"):
         return "unknown CPU"
     model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
                  "unknown CPU")
-    extras = [name for flag, name in ((" avx512_bf16", "AVX512-BF16"), (" amx_bf16", "AMX")) if flag in text]
+    extras = [name for flag, name in backends.BFLOAT16_FLAGS.items() if flag in text]
     return f"{model} ({', '.join(extras) or 'no bfloat16 hardware'}), {os.cpu_count()} cores"
 
 
