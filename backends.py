@@ -81,17 +81,19 @@ def current():
     return keras.backend.backend()
 
 
-def predict_in_batches(model, inputs, batch, prepare=None, bar=None):
+def predict_in_batches(model, inputs, batch, prepare=None, bar=None, finish=None):
     """model's outputs (an array, or a list of arrays for several outputs) for `inputs` (an array, or a list
     for several inputs), `batch` rows at a time through the compiled predict step, each batch passed through
-    `prepare` first (e.g. uint8 -> float32: only one batch is ever held as floats). Not predict(): under
-    TensorFlow it wraps the array in a tf.data pipeline first, which made the judge 1.5x slower on a CPU.
+    `prepare` first (e.g. uint8 -> float32: only one batch is ever held as floats) and each output batch
+    through `finish` (e.g. float32 -> uint8 images, for the same reason). Not predict(): under TensorFlow it
+    wraps the array in a tf.data pipeline first, which made the judge 1.5x slower on a CPU.
     `bar`: a tqdm bar advanced by each row."""
     several = isinstance(inputs, (list, tuple))  # a model of several inputs: the same rows of each
     outputs = []
     for start in range(0, len(inputs[0] if several else inputs), batch):
         rows = [x[start:start + batch] for x in inputs] if several else inputs[start:start + batch]
         result = model.predict_on_batch(prepare(rows) if prepare else rows)
+        result = finish(result) if finish else result
         outputs.append([result] if not isinstance(result, (list, tuple)) else result)
         if bar is not None:
             bar.update(len(rows[0] if several else rows))

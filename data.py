@@ -52,32 +52,46 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_idx(path):
-    """Parse one IDX file of unsigned bytes, gzipped or not, into a numpy array, checking header and size."""
+    """Parse one IDX file of unsigned bytes, gzipped or not, into a numpy array, checking header and size.
+    Streamed into the array a megabyte at a time: the 47 MB of training images never exist twice in memory
+    (gzip.decompress held the file, its growing output and the result: 120 MB at once)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            gzipped = f.read(2) == GZIP_MAGIC
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: not a readable gzip file ({e}); download it again") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+    try:
+        with (gzip.open if gzipped else open)(path, "rb") as f:
+            return _parse_idx(path, f)
+    except (OSError, EOFError, zlib.error) as e:
+        if not gzipped:
+            raise
+        raise DataError(f"{path}: not a readable gzip file ({e}); download it again") from None
+
+
+def _parse_idx(path, f):
+    head = f.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
         raise DataError(f"{path}: not an IDX file (bad magic number); download it again")
-    type_code, ndim = raw[2], raw[3]
+    type_code, ndim = head[2], head[3]
     if type_code != UBYTE:
         raise DataError(f"{path}: IDX type 0x{type_code:02x} is not unsigned bytes (0x08)")
-    header_size = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header_size:
+    sizes = f.read(4 * ndim)
+    if ndim == 0 or len(sizes) < 4 * ndim:
         raise DataError(f"{path}: IDX header is truncated; download it again")
-    dims = struct.unpack(f">{ndim}I", raw[4:header_size])
+    dims = struct.unpack(f">{ndim}I", sizes)
     expected = int(np.prod(dims))
-    got = len(raw) - header_size
+    array = np.empty(expected, np.uint8)
+    view, got = memoryview(array), 0
+    while got < expected and (count := f.readinto(view[got:got + (1 << 20)])):
+        got += count
+    while extra := f.read(1 << 20):  # bytes beyond what the header announces are as wrong as missing ones
+        got += len(extra)
     if got != expected:
         raise DataError(f"{path}: IDX data holds {got} bytes but its header {dims} needs {expected}; "
                         "the file is truncated or corrupt, download it again")
-    return np.frombuffer(raw, np.uint8, offset=header_size).reshape(dims)
+    return array.reshape(dims)
 
 
 def write_idx(path, array):

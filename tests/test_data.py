@@ -30,6 +30,15 @@ def test_truncated_data_is_reported(tmp_path):
         data.read_idx(path)
 
 
+def test_bytes_beyond_the_header_s_size_are_reported_and_unpacked_files_read(tmp_path):
+    path = tmp_path / "long"
+    path.write_bytes(bytes([0, 0, 8, 1]) + (5).to_bytes(4, "big") + bytes(7))
+    with pytest.raises(data.DataError, match=r"long: IDX data holds 7 bytes but its header \(5,\) needs 5"):
+        data.read_idx(path)
+    path.write_bytes(bytes([0, 0, 8, 1]) + (5).to_bytes(4, "big") + bytes(range(5)))
+    np.testing.assert_array_equal(data.read_idx(path), np.arange(5, dtype=np.uint8))
+
+
 def test_truncated_gzip_is_reported(tmp_path):
     good = tmp_path / "good.gz"
     data.write_idx(good, np.zeros((50, 28, 28), np.uint8))

@@ -73,6 +73,48 @@ def test_real_features_are_computed_once_then_read_back_and_a_damaged_cache_is_r
     np.testing.assert_array_equal(again[0], first[0])
 
 
+def test_shipped_features_are_used_after_a_spot_check_and_a_wrong_file_is_not(tiny_data, tmp_path, monkeypatch):
+    """save_real_features writes what real_features then reads instead of judging the whole split; a file
+    whose numbers do not match what the judge computes here is ignored and the split judged in full."""
+    _, features, info = judge.load_classifier()
+    monkeypatch.setattr(judge, "SHIPPED_FEATURES", tmp_path / "real_features.npz")
+    monkeypatch.setattr(judge, "FEATURE_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(judge, "SPOT_CHECK_ROWS", 10)
+    judge.save_real_features(features, info, tiny_data)
+    images, _ = data.load_split("train", tiny_data)
+    judged = []
+    compute = judge.features_and_probabilities
+    monkeypatch.setattr(judge, "features_and_probabilities",
+                        lambda model, rows, **k: judged.append(len(rows)) or compute(model, rows, **k))
+    feats, probs = judge.real_features(features, info, "train", images)
+    assert judged == [10]  # the spot check only, not the 96 images
+    expected = compute(features, images)
+    np.testing.assert_allclose(feats, expected[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(probs, expected[1], rtol=1e-4, atol=1e-5)
+
+    with np.load(judge.SHIPPED_FEATURES) as shipped:
+        arrays = {name: shipped[name] for name in shipped.files}
+    arrays["train_features"] = arrays["train_features"] + 1.0  # a file that is not this judge's numbers
+    np.savez(judge.SHIPPED_FEATURES, **arrays)
+    judged.clear()
+    feats, _ = judge.real_features(features, info, "train", images)
+    assert judged == [10, 96]  # the spot check failed, so the split was judged here
+    np.testing.assert_allclose(feats, expected[0], rtol=1e-4, atol=1e-4)
+
+
+def test_the_shipped_features_belong_to_the_committed_judge_and_the_real_data():
+    folder = real_data_or_skip()
+    _, features, info = judge.load_classifier()
+    images, _ = data.load_split("test", folder)
+    with np.load(judge.SHIPPED_FEATURES) as shipped:
+        assert str(shipped["judge_sha256"]) == info["sha256"]
+        assert str(shipped["test_data"]) == judge.data_key(images)
+        rows = np.arange(0, len(images), 97)
+        here = judge.features_and_probabilities(features, images[rows])
+        np.testing.assert_allclose(here[0], shipped["test_features"][rows], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(here[1], shipped["test_probabilities"][rows], rtol=1e-4, atol=1e-5)
+
+
 def test_a_damaged_classifier_is_refused(tmp_path, monkeypatch):
     shutil.copy(judge.INFO_FILE, tmp_path / judge.INFO_FILE.name)
     (tmp_path / judge.MODEL_FILE.name).write_bytes(judge.MODEL_FILE.read_bytes()[:-10])
