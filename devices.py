@@ -133,10 +133,13 @@ def _check_batch_splits(batch, count, parts):
 
 def use(count):
     """Build what follows over `count` devices (a DataParallel distribution), or on one (none). Call before
-    the models are built: their weights are laid out on the devices when they are made."""
+    the models are built: their weights are laid out on the devices when they are made. Returns the names
+    of the devices a batch is split across, none when it is not split (and then nothing asks Keras for
+    its devices: under PyTorch keras.distribution has none to list)."""
     import keras
     if count > 1:
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=local_device_names()[:count]))
-    else:
-        keras.distribution.set_distribution(None)  # a second run in the same process starts on one device
-    return local_device_names()[:count]
+        names = local_device_names()[:count]
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=names))
+        return names
+    keras.distribution.set_distribution(None)  # a second run in the same process starts on one device
+    return []
