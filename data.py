@@ -55,19 +55,18 @@ def read_idx(path):
     """Parse one IDX file of unsigned bytes, gzipped or not, into a numpy array, checking header and size.
     Streamed into the array a megabyte at a time: the 47 MB of training images never exist twice in memory
     (gzip.decompress held the file, its growing output and the result: 120 MB at once)."""
-    path = Path(path)
+    path, gzipped = Path(path), False
     try:
         with open(path, "rb") as f:
             gzipped = f.read(2) == GZIP_MAGIC
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    try:
         with (gzip.open if gzipped else open)(path, "rb") as f:
             return _parse_idx(path, f)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
     except (OSError, EOFError, zlib.error) as e:
-        if not gzipped:
-            raise
-        raise DataError(f"{path}: not a readable gzip file ({e}); download it again") from None
+        if gzipped:  # a file that opened and starts as gzip does: its contents are what is wrong
+            raise DataError(f"{path}: not a readable gzip file ({e}); download it again") from None
+        raise DataError(f"{path}: cannot be read ({e}); check the file and its permissions") from None
 
 
 def _parse_idx(path, f):

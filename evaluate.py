@@ -109,9 +109,9 @@ def evaluate(args):
     _, feature_model, info = judge.load_classifier()
     started = time.perf_counter()
     data_dir = data.find_data_dir(args.data_dir)
-    # Progress on a terminal only (tqdm's disable=None): a log gets the table, not carriage returns. Real
-    # images first, each split dropped once judged, so that they are gone before the generator's memory
-    # is: under TensorFlow 0.7 GB of the 1 GB this takes are TensorFlow's own.
+    # Progress on a terminal only (tqdm's disable=None): a log gets the table, not carriage returns. The
+    # real splits first, their images dropped once judged, so that they are gone before the generator
+    # runs: under TensorFlow 0.72 GB of the 0.96 GB this run peaks at are TensorFlow's own.
     with tqdm(total=2 * args.samples, desc="judging real, generating, judging samples", unit="img",
               unit_scale=True, disable=None) as bar:
         reference, _, _ = judged_split(feature_model, info, "test", data_dir, bar)

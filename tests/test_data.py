@@ -114,3 +114,9 @@ def test_unpacked_files_without_gz_are_read_too(tiny_data):
     images, labels = data.load_split("train", tiny_data)
     assert images.shape == (96, 28, 28) and len(labels) == 96
     assert data.find_data_dir(str(tiny_data)) == tiny_data
+
+
+def test_a_path_that_cannot_be_read_is_one_line(tmp_path):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(data.DataError, match=r"folder: cannot be read .* check the file"):
+        data.read_idx(tmp_path / "folder")
