@@ -14,8 +14,11 @@ labelled real, with D unfrozen around its own step. They differ only in how a st
 The loops take turns, round after round, and each reports its median round: images per second (real
 images consumed), milliseconds per step, seconds per 60,000-image epoch, the slowest and fastest round,
 and the process's peak resident memory. Random weights and random data: speed does not depend on them.
-Last, the floor of one train_on_batch call on this machine (a one-weight model): what a step of three
-calls costs before any arithmetic. `--json FILE` also writes every figure there (measure.py reads it).
+For the fast loop it also says where a step's time goes: milliseconds in each of its three calls (the
+batch maker, D's train_on_batch, the GAN's), each of which waits for its result, and the rest (Python
+between them). Last, the floor of one train_on_batch call on this machine (a one-weight model): what a
+step of three calls costs before any arithmetic. `--json FILE` also writes every figure there (measure.py
+reads it).
 """
 
 import functools
@@ -78,7 +81,33 @@ def prepare(kind, preset, batch, steps, seed, precision, xla):
                                         preset.fakes_in_training_mode)
     fast = train_step.make_train_step(discriminator, gan, batch_maker, batch, jit_compile)
     on_device = keras.ops.convert_to_tensor(images)
-    return lambda i: fast(keras.ops.take(on_device, indices[i], axis=0))
+
+    def step(i):
+        return fast(keras.ops.take(on_device, indices[i], axis=0))
+    step.calls = clock_calls({"batch maker": (batch_maker, "predict_on_batch"),
+                              "D": (discriminator, "train_on_batch"), "GAN": (gan, "train_on_batch")})
+    return step
+
+
+def clock_calls(calls):
+    """Wrap each named (model, method) so that its calls add their seconds and count to the returned
+    {name: [seconds, calls]}. Only bench.py's own models are wrapped; the training code is not touched."""
+    clocked = {name: [0.0, 0] for name in calls}
+
+    def clock(name, method):
+        @functools.wraps(method)
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                clocked[name][0] += time.perf_counter() - started
+                clocked[name][1] += 1
+        return timed
+
+    for name, (model, method_name) in calls.items():
+        setattr(model, method_name, clock(name, getattr(model, method_name)))
+    return clocked
 
 
 def measure(loops, batch, steps, warmup, rounds):
@@ -95,6 +124,8 @@ def measure(loops, batch, steps, warmup, rounds):
         step_of[name] = prepare_loop()
         for i in range(warmup):  # tracing and first-call costs are not what a 10-epoch run pays per step
             step_of[name](i % steps)
+        for clocked in getattr(step_of[name], "calls", {}).values():
+            clocked[:] = [0.0, 0]  # nor what the warm-up's calls took
     seconds = {name: [] for name in loops}
     for _ in range(rounds):
         for name, (precision, _) in loops.items():
@@ -108,9 +139,14 @@ def measure(loops, batch, steps, warmup, rounds):
     for name, round_seconds in seconds.items():
         speeds = sorted(steps * batch / s for s in round_seconds)
         median = float(np.median(speeds))
-        results.append(dict(loop=name, images_per_s=median, ms_per_step=1000 * batch / median,
-                            s_per_epoch=FULL_EPOCH / median, slowest=speeds[0], fastest=speeds[-1],
-                            peak_mb=peak_mb))
+        result = dict(loop=name, images_per_s=median, ms_per_step=1000 * batch / median,
+                      s_per_epoch=FULL_EPOCH / median, slowest=speeds[0], fastest=speeds[-1], peak_mb=peak_mb)
+        calls = getattr(step_of[name], "calls", None)
+        if calls:  # mean over all timed rounds, as the rest is: the step's mean time less its calls'
+            result["ms_per_call"] = {part: 1000 * spent / count for part, (spent, count) in calls.items()}
+            mean_step_ms = 1000 * sum(round_seconds) / (rounds * steps)
+            result["ms_per_call"]["rest"] = mean_step_ms - sum(result["ms_per_call"].values())
+        results.append(result)
     return results
 
 
@@ -184,6 +220,10 @@ def main(argv=None):
         print(f"{r['loop']:21} {r['images_per_s']:9.0f} {r['slowest']:>8.0f}-{r['fastest']:<7.0f} "
               f"{r['ms_per_step']:8.1f} {r['s_per_epoch']:8.0f}")
     print(f"peak memory of this process: {results[-1]['peak_mb']:.0f} MB")
+    for r in results:
+        if "ms_per_call" in r:
+            print(f"where a {r['loop']} step's time goes, ms: " + ", ".join(
+                f"{part} {ms:.2f}" for part, ms in r["ms_per_call"].items()))
     if results[0]["loop"] == "naive":
         for r in results[1:]:
             print(f"speed-up {r['loop']} / naive: {r['images_per_s'] / results[0]['images_per_s']:.2f}x")

@@ -6,7 +6,8 @@
 
 What it runs, each step its own process (so start-up counts, as it does for a user):
 1. `bench.py` for legacy and for kit at batch 32: the seed article's naive loop against the kit's fast
-   one, in float32 and mixed_bfloat16, and the floor of one train_on_batch call on this machine;
+   one, in float32 and mixed_bfloat16, where a fast step's time goes (its three calls), and the floor of
+   one train_on_batch call on this machine;
 2. the used-by command, `dcgan.py --epochs 10 --batch 32` (the default preset, all 60,000 images),
    timed as a whole process, with its peak memory;
 3. `evaluate.py` on the generator it trained.
@@ -78,11 +79,20 @@ def bench_rows(report):
     return f"| bench.py, {report['preset']}, batch {report['batch']} | " + " / ".join(cells) + " img/s |"
 
 
+def call_rows(report):
+    """Where the fast loop's float32 step goes: its three calls and the rest, in ms (see bench.py)."""
+    fast = next(loop for loop in report["loops"] if loop["loop"] == "fast")
+    calls = fast["ms_per_call"]
+    return (f"| where a fast step's time goes, {report['preset']}: " + " / ".join(calls) + " | "
+            + " / ".join(f"{ms:.2f}" for ms in calls.values()) + " ms |")
+
+
 def table(device, backend, benches, train, evaluation, command):
     fd_low, fd_high = evaluation["fd_interval"]
     lines = [f"Measured with `{command}` on {device}, {backend}:",
              "", "| step | result |", "|---|---|"]
     lines += [bench_rows(report) for report in benches]
+    lines += [call_rows(report) for report in benches]
     floor = benches[0]["train_on_batch_floor_ms"]
     lines.append(f"| floor of one train_on_batch call (1 weight, batch 1) | {floor:.2f} ms; "
                  "a step makes 3 calls |")

@@ -10,7 +10,13 @@ def test_bench_times_both_loops_and_reports_the_ratio(capsys):
         assert 0 < r["slowest"] <= r["images_per_s"] <= r["fastest"]  # the median round
         assert r["ms_per_step"] > 0 and r["peak_mb"] > 0
         assert abs(r["s_per_epoch"] - 60_000 / r["images_per_s"]) < 1e-6 * r["s_per_epoch"]
-    assert "speed-up fast / naive:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "speed-up fast / naive:" in printed and "where a fast step's time goes, ms: batch maker" in printed
+    for r in results[1:]:  # the fast loops: their three calls take most of a step, each a real share
+        calls = r["ms_per_call"]
+        assert list(calls) == ["batch maker", "D", "GAN", "rest"]
+        assert all(calls[part] > 0 for part in ("batch maker", "D", "GAN"))
+        assert 0 <= calls["rest"] < calls["D"] + calls["GAN"]  # the rest: Python between the calls
 
 
 def test_xla_is_keras_auto_unless_asked_for(built_gans):
