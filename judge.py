@@ -168,9 +168,9 @@ def _read_cache(path, rows):
 
 
 # Rows of a shipped split recomputed on every use, evenly spread. Other backends and CPUs differ from the
-# numbers shipped (TensorFlow with XLA, on a Xeon) in the fifth digit (JAX: 1.5e-5 at most), far inside the
-# tolerance; anything else (another dtype, a damaged file) is far outside it, and then the split is judged
-# here instead.
+# numbers shipped (TensorFlow with XLA, on a Xeon; features up to 35) by about 1e-5 (JAX: 1.5e-5 at most),
+# far inside the tolerance; anything else (another dtype, a damaged file) is far outside it, and then the
+# split is judged here instead.
 SPOT_CHECK_ROWS = JUDGE_BATCH
 SPOT_CHECK_TOLERANCE = 1e-3
 
