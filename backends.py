@@ -25,8 +25,9 @@ HOW_TO_INSTALL = {
     "torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu (CPU), or use a machine "
              "that has PyTorch already",
 }
-# What the kit computes once per machine and keeps: the judge's features of the real images (judge.py) and,
-# under JAX, the compiled XLA programs. Delete it at any time; DCGAN_KIT_CACHE names another folder.
+# What the kit computes once per machine and keeps: the judge's features of real images it does not ship
+# (judge.py) and, under JAX, the compiled XLA programs. Delete it at any time; DCGAN_KIT_CACHE names another
+# folder.
 CACHE_DIR = Path(os.environ.get("DCGAN_KIT_CACHE")
                  or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "dcgan-kit").expanduser()
 FLAG_HELP = ("Keras backend to run on: tensorflow, jax or torch (default: $KERAS_BACKEND, else tensorflow; "

@@ -158,11 +158,16 @@ def real_features(feature_model, info, split, images_uint8, bar=None):
     return feats, probs
 
 
+# What np.load raises for a features file that is missing, cut short, not a zip or without the arrays
+# asked for: the cache and the shipped file alike are then passed over, never an error.
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
 def _read_cache(path, rows):
     try:
         with np.load(path) as cached:
             feats, probs = cached["features"], cached["probabilities"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except UNREADABLE:
         return None
     return (feats, probs) if len(feats) == len(probs) == rows else None
 
@@ -183,7 +188,7 @@ def _read_shipped(feature_model, info, split, key, images_uint8):
             if str(shipped["judge_sha256"]) != info["sha256"] or str(shipped[f"{split}_data"]) != key:
                 return None
             feats, probs = shipped[f"{split}_features"], shipped[f"{split}_probabilities"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except UNREADABLE:
         return None
     if not len(feats) == len(probs) == len(images_uint8):
         return None
