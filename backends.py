@@ -104,6 +104,45 @@ def predict_in_batches(model, inputs, batch, prepare=None, bar=None, finish=None
     return joined if len(joined) > 1 else joined[0]
 
 
+def compile_update(update, reads, writes):
+    """update() assigns new values, computed with keras.ops, to the Keras variables `writes`, from those and
+    from `reads`. Returns a function that runs it as one compiled call.
+
+    Why each library's own compiler: Keras compiles a model's train and predict steps, but has no call that
+    compiles a plain update of variables, and run op by op such an update costs a launch per op: G's weight
+    average (averaging.py), 4 ops on each of 10 weights after every step, took 4.5 ms a step under JAX and
+    12.4 ms under TensorFlow on a 2-core Xeon, against 1 to 3 ms compiled (README, Speed); on a GPU every
+    launch counts. JAX: jax.jit over the values (Keras's StatelessScope lends them to the variables while it
+    traces); the old buffers of `writes` are donated, so the update happens in place. TensorFlow:
+    tf.function, XLA-compiled. PyTorch: op by op (its launches are queued, not waited for) without autograd.
+    """
+    backend = current()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return tf.function(update, jit_compile=True)
+    if backend == "torch":
+        import torch
+
+        def run_without_autograd():
+            with torch.no_grad():
+                update()
+        return run_without_autograd
+    import jax
+    import keras
+
+    def pure(write_values, read_values):
+        lent = list(zip(writes, write_values)) + list(zip(reads, read_values))
+        with keras.StatelessScope(state_mapping=lent) as scope:
+            update()
+        return [scope.get_current_value(v) for v in writes]
+    compiled = jax.jit(pure, donate_argnums=0)
+
+    def run():
+        for variable, value in zip(writes, compiled([v.value for v in writes], [v.value for v in reads])):
+            variable.assign(value)
+    return run
+
+
 def gpu_name():
     """The first GPU the backend will compute on, or None. Each library has its own way to ask."""
     backend = current()

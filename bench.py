@@ -15,8 +15,8 @@ The loops take turns, round after round, and each reports its median round: imag
 images consumed), milliseconds per step, seconds per 60,000-image epoch, the slowest and fastest round,
 and the process's peak resident memory. Random weights and random data: speed does not depend on them.
 For the fast loop it also says where a step's time goes: milliseconds in each of its three calls (the
-batch maker, D's train_on_batch, the GAN's), each of which waits for its result, and the rest (Python
-between them). Last, the floor of one train_on_batch call on this machine (a one-weight model): what a
+batch maker, D's train_on_batch, the GAN's), each of which waits for its result, in the update of G's
+weight average where the preset keeps one (kit), and the rest (Python between them). Last, the floor of one train_on_batch call on this machine (a one-weight model): what a
 step of three calls costs before any arithmetic. `--json FILE` also writes every figure there (measure.py
 reads it).
 """
@@ -63,6 +63,7 @@ def naive_step_function(generator, discriminator, gan, batch, preset, images):
 
 def prepare(kind, preset, batch, steps, seed, precision, xla):
     """A fresh G, D and GAN for one loop, and step(i) that trains them on the i-th of `steps` random batches."""
+    import averaging
     import keras
     import models
     import train_step
@@ -82,10 +83,17 @@ def prepare(kind, preset, batch, steps, seed, precision, xla):
     fast = train_step.make_train_step(discriminator, gan, batch_maker, batch, jit_compile)
     on_device = keras.ops.convert_to_tensor(images)
 
+    # A preset that shows G's weight average (kit) updates it after every step in dcgan.py: so here too.
+    average = averaging.GeneratorAverage(generator, preset.average_decay) if preset.average_decay else None
+
     def step(i):
-        return fast(keras.ops.take(on_device, indices[i], axis=0))
-    step.calls = clock_calls({"batch maker": (batch_maker, "predict_on_batch"),
-                              "D": (discriminator, "train_on_batch"), "GAN": (gan, "train_on_batch")})
+        losses = fast(keras.ops.take(on_device, indices[i], axis=0))
+        if average:
+            average.update()
+        return losses
+    calls = {"batch maker": (batch_maker, "predict_on_batch"), "D": (discriminator, "train_on_batch"),
+             "GAN": (gan, "train_on_batch")}
+    step.calls = clock_calls({**calls, "G's average": (average, "update")} if average else calls)
     return step
 
 

@@ -6,8 +6,8 @@
 
 What it runs, each step its own process (so start-up counts, as it does for a user):
 1. `bench.py` for legacy and for kit at batch 32: the seed article's naive loop against the kit's fast
-   one, in float32 and mixed_bfloat16, where a fast step's time goes (its three calls), and the floor of
-   one train_on_batch call on this machine;
+   one, in float32 and mixed_bfloat16, where a fast step's time goes (its three calls, and for kit the
+   update of G's weight average), and the floor of one train_on_batch call on this machine;
 2. the used-by command, `dcgan.py --epochs 10 --batch 32` (the default preset, all 60,000 images),
    timed as a whole process, with its peak memory;
 3. `evaluate.py` on the generator it trained.
@@ -80,7 +80,7 @@ def bench_rows(report):
 
 
 def call_rows(report):
-    """Where the fast loop's float32 step goes: its three calls and the rest, in ms (see bench.py)."""
+    """Where the fast loop's float32 step goes: its three calls, G's average (kit), the rest, in ms (bench.py)."""
     fast = next(loop for loop in report["loops"] if loop["loop"] == "fast")
     calls = fast["ms_per_call"]
     return (f"| where a fast step's time goes, {report['preset']}: " + " / ".join(calls) + " | "

@@ -27,3 +27,11 @@ def test_xla_is_keras_auto_unless_asked_for(built_gans):
     auto_compiles = keras.backend.backend() == "jax"  # Keras's "auto" on a CPU: only JAX compiles with XLA
     assert plain_d.jit_compile == plain_gan.jit_compile == auto_compiles
     assert xla_d.jit_compile and xla_gan.jit_compile
+
+
+def test_a_preset_that_averages_g_times_the_average_as_dcgan_py_runs_it():
+    results = bench.main(["--preset", "kit", "--fast", "--precision", "float32", "--steps", "2", "--rounds", "1",
+                          "--warmup", "1", "--batch", "4"])
+    calls = results[0]["ms_per_call"]
+    assert list(calls) == ["batch maker", "D", "GAN", "G's average", "rest"]
+    assert calls["G's average"] > 0
