@@ -194,6 +194,12 @@ def resolve_precision(requested):
     return "float32"
 
 
+# Where G's stride-2 transposed convolutions are computed as a convolution and a pixel shuffle
+# (subpixel.py). XLA's gradients of the dilated convolution JAX otherwise writes are a known blind spot
+# (jax-ml/jax#23783: on CPUs and GPUs alike), and the kit's GAN step under JAX took 2.6x less time with
+# it on the Xeon; TensorFlow and PyTorch call oneDNN's or cuDNN's own transposed convolution, and gained
+# nothing there (README, Speed).
+SUBPIXEL_PAYS = {"tensorflow": False, "jax": True, "torch": False}
 XLA_HELP = ("compile the train steps with XLA (default: auto = Keras's choice per backend: TensorFlow on with a "
             "GPU and off on a CPU, where it measured 6.7x slower than even the naive loop; JAX always compiles "
             "with XLA, and 'off' runs it op by op, far slower; PyTorch off, 'on' is torch.compile)")

@@ -16,9 +16,9 @@ images consumed), milliseconds per step, seconds per 60,000-image epoch, the slo
 and the process's peak resident memory. Random weights and random data: speed does not depend on them.
 For the fast loop it also says where a step's time goes: milliseconds in each of its three calls (the
 batch maker, D's train_on_batch, the GAN's), each of which waits for its result, in the update of G's
-weight average where the preset keeps one (kit), and the rest (Python between them). Last, the floor of one train_on_batch call on this machine (a one-weight model): what a
-step of three calls costs before any arithmetic. `--json FILE` also writes every figure there (measure.py
-reads it).
+weight average where the preset keeps one (kit), and the rest (Python between them). Last, the floor of
+one train_on_batch call on this machine (a one-weight model): what a step of three calls costs before any
+arithmetic. `--json FILE` also writes every figure there (measure.py reads it).
 """
 
 import functools

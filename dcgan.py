@@ -272,8 +272,8 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     generator, average = run.generator, run.average
 
     def save_generator(path):
-        """G as shown, computing in float32 wherever the file goes (models.float32_copy)."""
-        (generator if config["precision"] == "float32" else models.float32_copy(generator)).save(path)
+        """G as shown, in plain Keras computing in float32, wherever the file goes (models.portable_copy)."""
+        models.portable_copy(generator).save(path)
     # On the device, so a step gathers its batch there. Several processes: on the host, where each process
     # holds the same copy; a device array of one process could not meet the weights spread over all.
     on_device = keras.ops.convert_to_tensor if share.count == 1 else np.asarray

@@ -10,7 +10,18 @@ import random
 import keras
 from keras import layers
 
+import backends
+import subpixel
+
 IMAGE_SHAPE = (28, 28, 1)
+
+
+def upsampling_conv(filters, **kwargs):
+    """A stride-2 layers.Conv2DTranspose, or where backends.SUBPIXEL_PAYS (JAX) the same layer computed as
+    a convolution and a pixel shuffle (subpixel.py): same weights, same numbers, faster gradients there."""
+    pays = backends.SUBPIXEL_PAYS[backends.current()]
+    return (subpixel.SubpixelConv2DTranspose if pays else layers.Conv2DTranspose)(
+        filters, 5, strides=2, padding="same", **kwargs)
 
 
 # ---- generators: noise (latent,) -> image 28x28x1 in the preset's pixel range -------------------------
@@ -21,10 +32,9 @@ def build_legacy_generator(latent, activation):
         layers.Dense(7 * 7 * 128),                                    # z -> 6272
         layers.Reshape((7, 7, 128)),
         layers.BatchNormalization(),
-        layers.Conv2DTranspose(64, 5, strides=2, padding="same", activation="selu"),  # 7x7x128 -> 14x14x64
+        upsampling_conv(64, activation="selu"),                         # 7x7x128 -> 14x14x64
         layers.BatchNormalization(),
-        layers.Conv2DTranspose(1, 5, strides=2, padding="same", activation=activation,
-                               dtype="float32"),                     # 14x14x64 -> 28x28x1
+        upsampling_conv(1, activation=activation, dtype="float32"),   # 14x14x64 -> 28x28x1
     ], name="generator")
 
 
@@ -38,11 +48,10 @@ def deconv_generator_layers(activation, seed_channels=256):
         layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False),   # -> 7x7x128
         layers.BatchNormalization(),
         layers.LeakyReLU(),
-        layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False),    # -> 14x14x64
+        upsampling_conv(64, use_bias=False),                                       # -> 14x14x64
         layers.BatchNormalization(),
         layers.LeakyReLU(),
-        layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False,
-                               activation=activation, dtype="float32"),           # -> 28x28x1
+        upsampling_conv(1, use_bias=False, activation=activation, dtype="float32"),  # -> 28x28x1
     ]
 
 
@@ -251,21 +260,28 @@ def train_generator(gan, discriminator, noise, real_labels):
     return gan.train_on_batch(noise, real_labels)
 
 
-def float32_copy(model):
-    """The same model, weights included, computing in float32 whatever policy it was built under.
+def portable_copy(model):
+    """The same model, weights included, in plain Keras computing in float32: what generator.keras holds.
 
-    generator.keras is saved this way: mixed precision is how this machine trained fastest, not how the file
-    should run elsewhere (an AVX2-only CPU computes bfloat16 8x slower than float32; the weights are float32
-    anyway). Built from the model's own serialized config with every dtype policy set to float32."""
-    def to_float32(node):
+    Mixed precision and the sub-pixel layer (subpixel.py) are how this machine trained fastest, not how the
+    file should run elsewhere: an AVX2-only CPU computes bfloat16 8x slower than float32 (the weights are
+    float32 anyway), and Keras's own Conv2DTranspose loads anywhere, without the kit. Built from the model's
+    own serialized config with every dtype policy set to float32 and each sub-pixel layer named as the
+    Conv2DTranspose it computes."""
+    kit_layer = keras.saving.get_registered_name(subpixel.SubpixelConv2DTranspose)
+    keras_layer = dict(module="keras.layers", class_name="Conv2DTranspose", registered_name=None)
+
+    def plain(node):
         if isinstance(node, dict):
             if node.get("class_name") == "DTypePolicy":
                 return {**node, "config": {**node["config"], "name": "float32"}}
-            return {key: to_float32(value) for key, value in node.items()}
+            if node.get("registered_name") == kit_layer:
+                node = {**node, **keras_layer}
+            return {key: plain(value) for key, value in node.items()}
         if isinstance(node, list):
-            return [to_float32(value) for value in node]
+            return [plain(value) for value in node]
         return node
 
-    copy = keras.saving.deserialize_keras_object(to_float32(keras.saving.serialize_keras_object(model)))
+    copy = keras.saving.deserialize_keras_object(plain(keras.saving.serialize_keras_object(model)))
     copy.set_weights(model.get_weights())
     return copy

@@ -33,8 +33,8 @@ def test_a_tiny_measurement_runs_every_step_and_tables_their_own_figures(tmp_pat
     legacy_speed = {loop["loop"]: loop["images_per_s"] for loop in benches[0]["loops"]}
     assert f"| bench.py, legacy, batch 32 | {legacy_speed['naive']:.0f} / {legacy_speed['fast']:.0f} (" in table
     kit_calls = next(loop for loop in benches[1]["loops"] if loop["loop"] == "fast")["ms_per_call"]
-    assert (f"| where a fast step's time goes, kit: batch maker / D / GAN / rest | {kit_calls['batch maker']:.2f} / "
-            f"{kit_calls['D']:.2f} / ") in table
+    assert (f"| where a fast step's time goes, kit: batch maker / D / GAN / G's average / rest | "
+            f"{kit_calls['batch maker']:.2f} / {kit_calls['D']:.2f} / ") in table
     assert table.count("\n|") == 9  # header (2 lines), 2 bench rows, 2 call rows, floor, training, evaluate
     assert json.loads((out / "measure.json").read_text())["budget"]["samples"] == 100
     assert table in capsys.readouterr().out

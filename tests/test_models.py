@@ -1,11 +1,15 @@
+import zipfile
+
 import keras
 import numpy as np
 import pytest
 
 import averaging
+import backends
 import models
 import presets
 import sampling
+import subpixel
 import train_step
 
 
@@ -138,14 +142,15 @@ def test_every_backend_computes_bce_from_d_logit():
 
 
 @pytest.mark.parametrize("preset_name", ["kit", "conditional"])
-def test_a_float32_copy_of_a_mixed_precision_generator_draws_the_same_images_in_float32(preset_name):
+def test_a_portable_copy_of_a_mixed_precision_generator_draws_the_same_images_in_float32_plain_keras(preset_name):
     preset = presets.PRESETS[preset_name]
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     generator = models.build_models(preset, preset.latent)[0]
     keras.mixed_precision.set_global_policy("float32")
-    copy = models.float32_copy(generator)
+    copy = models.portable_copy(generator)
     assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in generator.layers}  # its output layer: float32
     assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    assert not any(isinstance(layer, subpixel.SubpixelConv2DTranspose) for layer in copy.layers)
     for ours, theirs in zip(generator.get_weights(), copy.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
     noise = np.random.default_rng(0).uniform(-1, 1, (8, preset.latent)).astype("float32")
@@ -154,3 +159,49 @@ def test_a_float32_copy_of_a_mixed_precision_generator_draws_the_same_images_in_
     assert drawn_in_float32.dtype == np.float32
     assert np.abs(drawn_in_float32 - drawn_in_bfloat16).max() < 0.1  # bfloat16 keeps 8 bits of mantissa
     assert np.abs(drawn_in_float32 - drawn_in_bfloat16).max() > 0  # and they are not the same computation
+
+
+def upsampler(layer_class, kernel_size, use_bias, activation):
+    """One stride-2 transposed convolution, as G uses them, trained by plain SGD (so a step shows its gradient)."""
+    model = keras.Sequential([keras.Input((7, 7, 3)), layer_class(2, kernel_size, strides=2, padding="same",
+                                                                  use_bias=use_bias, activation=activation)])
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("kernel_size, use_bias, activation", [(5, False, None), (5, True, "tanh"), (4, True, None),
+                                                               (3, False, "selu")])
+def test_the_subpixel_layer_computes_and_learns_what_keras_conv2d_transpose_does(kernel_size, use_bias, activation):
+    keras_layer = upsampler(keras.layers.Conv2DTranspose, kernel_size, use_bias, activation)
+    sub_pixel = upsampler(subpixel.SubpixelConv2DTranspose, kernel_size, use_bias, activation)
+    rng = np.random.default_rng(0)
+    sub_pixel.set_weights([rng.normal(size=w.shape).astype("float32") for w in keras_layer.get_weights()])
+    keras_layer.set_weights(sub_pixel.get_weights())
+    images = rng.normal(size=(4, 7, 7, 3)).astype("float32")
+    drawn = np.asarray(keras_layer.predict_on_batch(images))
+    assert drawn.shape == (4, 14, 14, 2)
+    np.testing.assert_allclose(np.asarray(sub_pixel.predict_on_batch(images)), drawn, atol=1e-4)
+    targets = rng.normal(size=drawn.shape).astype("float32")
+    before = sub_pixel.get_weights()[0]
+    for model in (keras_layer, sub_pixel):  # one step of SGD with rate 1: the weights move by the gradient
+        model.train_on_batch(images, targets)
+    for ours, theirs in zip(sub_pixel.get_weights(), keras_layer.get_weights()):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    assert np.abs(sub_pixel.get_weights()[0] - before).max() > 1e-2  # it did learn, by the same step
+
+
+def test_g_uses_the_subpixel_layer_where_it_pays_and_saves_as_keras_conv2d_transpose(tmp_path):
+    generator = models.build_models(presets.PRESETS["kit"], 100)[0]
+    strided = [layer for layer in generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)
+               and layer.strides == (2, 2)]
+    assert len(strided) == 2
+    uses_it = backends.SUBPIXEL_PAYS[keras.backend.backend()]
+    assert all(isinstance(layer, subpixel.SubpixelConv2DTranspose) == uses_it for layer in strided)
+    # Saved, even when built with the sub-pixel layer here, it is Keras's own layer in the file.
+    model = keras.Sequential([keras.Input((7, 7, 3)),
+                              subpixel.SubpixelConv2DTranspose(2, 5, strides=2, padding="same")])
+    models.portable_copy(model).save(tmp_path / "g.keras")
+    with zipfile.ZipFile(tmp_path / "g.keras") as saved:
+        config = saved.read("config.json").decode()
+    assert '"class_name": "Conv2DTranspose"' in config
+    assert "SubpixelConv2DTranspose" not in config and "dcgan_kit" not in config
