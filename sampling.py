@@ -61,6 +61,8 @@ def load_generator(path):
     """A saved generator: a Keras model mapping (n, latent) noise to (n, 28, 28, 1) images."""
     import keras
 
+    import subpixel  # noqa: F401 (registers the kit's layer: a G saved as built under JAX holds it)
+
     require_file(path)
     try:
         generator = keras.models.load_model(path)
