@@ -110,9 +110,9 @@ def compile_update(update, reads, writes):
 
     Why each library's own compiler: Keras compiles a model's train and predict steps, but has no call that
     compiles a plain update of variables, and run op by op such an update costs a launch per op: G's weight
-    average (averaging.py), 4 ops on each of 10 weights after every step, took 4.5 ms a step under JAX and
-    12.4 ms under TensorFlow on a 2-core Xeon, against 1 to 3 ms compiled (README, Speed); on a GPU every
-    launch counts. JAX: jax.jit over the values (Keras's StatelessScope lends them to the variables while it
+    average (averaging.py), 4 ops on each of 10 weights after every step, took 4.4 ms a step under JAX and
+    13.8 ms under TensorFlow on a 2-core Xeon, against 0.76 and 1.2 ms compiled (README, Speed); on a GPU
+    every launch counts. JAX: jax.jit over the values (Keras's StatelessScope lends them to the variables while it
     traces); the old buffers of `writes` are donated, so the update happens in place. TensorFlow:
     tf.function, XLA-compiled. PyTorch: op by op (its launches are queued, not waited for) without autograd.
     """
@@ -196,10 +196,12 @@ def resolve_precision(requested):
 
 # Where G's stride-2 transposed convolutions are computed as a convolution and a pixel shuffle
 # (subpixel.py). XLA's gradients of the dilated convolution JAX otherwise writes are a known blind spot
-# (jax-ml/jax#23783: on CPUs and GPUs alike), and the kit's GAN step under JAX took 2.6x less time with
-# it on the Xeon; TensorFlow and PyTorch call oneDNN's or cuDNN's own transposed convolution, and gained
-# nothing there (README, Speed).
+# (jax-ml/jax#23783: on CPUs and GPUs alike); with the sub-pixel form the GAN's step under JAX took 5.0x
+# less time for legacy and 3.1x for kit on the 2-core Xeon. TensorFlow and PyTorch call oneDNN's own
+# transposed convolution, and were slower with it (TensorFlow legacy 36 -> 45 ms). Not yet measured on a
+# GPU, where cuDNN has its own (README, Speed).
 SUBPIXEL_PAYS = {"tensorflow": False, "jax": True, "torch": False}
+
 XLA_HELP = ("compile the train steps with XLA (default: auto = Keras's choice per backend: TensorFlow on with a "
             "GPU and off on a CPU, where it measured 6.7x slower than even the naive loop; JAX always compiles "
             "with XLA, and 'off' runs it op by op, far slower; PyTorch off, 'on' is torch.compile)")
