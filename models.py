@@ -17,8 +17,9 @@ IMAGE_SHAPE = (28, 28, 1)
 
 
 def upsampling_conv(filters, **kwargs):
-    """A stride-2 layers.Conv2DTranspose, or where backends.SUBPIXEL_PAYS (JAX) the same layer computed as
-    a convolution and a pixel shuffle (subpixel.py): same weights, same numbers, faster gradients there."""
+    """A 5x5, stride-2, "same" layers.Conv2DTranspose (doubles height and width), or where
+    backends.SUBPIXEL_PAYS (JAX) the same layer computed as a convolution and a pixel shuffle (subpixel.py):
+    same weights, same numbers, faster gradients there."""
     pays = backends.SUBPIXEL_PAYS[backends.current()]
     return (subpixel.SubpixelConv2DTranspose if pays else layers.Conv2DTranspose)(
         filters, 5, strides=2, padding="same", **kwargs)

@@ -44,12 +44,13 @@ def phase_taps(kernel_size, stride):
 @keras.saving.register_keras_serializable(package="dcgan_kit")
 class SubpixelConv2DTranspose(layers.Conv2DTranspose):
     """keras.layers.Conv2DTranspose, computed as above when strided with "same" padding (G's upsampling
-    layers); any other setting (stride 1, "valid", dilation, channels_first) is Keras's own call."""
+    layers); any other setting (stride 1, a kernel smaller than the stride, "valid", dilation,
+    channels_first) is Keras's own call."""
 
     def call(self, inputs):
         stride = self.strides[0]
         if (stride == 1 or self.strides[1] != stride or self.kernel_size[0] != self.kernel_size[1]
-                or self.padding != "same" or self.data_format != "channels_last" or self.output_padding
+                or self.kernel_size[0] < stride or self.padding != "same" or self.data_format != "channels_last" or self.output_padding
                 or tuple(self.dilation_rate) != (1, 1)):
             return super().call(inputs)
         taps, low, high = phase_taps(self.kernel_size[0], stride)

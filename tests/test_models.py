@@ -170,7 +170,7 @@ def upsampler(layer_class, kernel_size, use_bias, activation):
 
 
 @pytest.mark.parametrize("kernel_size, use_bias, activation", [(5, False, None), (5, True, "tanh"), (4, True, None),
-                                                               (3, False, "selu")])
+                                                               (3, False, "selu"), (1, True, None)])
 def test_the_subpixel_layer_computes_and_learns_what_keras_conv2d_transpose_does(kernel_size, use_bias, activation):
     keras_layer = upsampler(keras.layers.Conv2DTranspose, kernel_size, use_bias, activation)
     sub_pixel = upsampler(subpixel.SubpixelConv2DTranspose, kernel_size, use_bias, activation)
