@@ -104,42 +104,51 @@ def predict_in_batches(model, inputs, batch, prepare=None, bar=None, finish=None
     return joined if len(joined) > 1 else joined[0]
 
 
-def compile_update(update, reads, writes):
-    """update() assigns new values, computed with keras.ops, to the Keras variables `writes`, from those and
-    from `reads`. Returns a function that runs it as one compiled call.
+def compile_update(update, reads, writes, xla=True):
+    """update(*inputs) assigns new values, computed with keras.ops, to the Keras variables `writes`, from
+    those, from `reads` and from its inputs, and may return tensors. Returns a function run(*inputs) that
+    runs it as one compiled call and returns update's outputs where they were computed, on the device.
 
     Why each library's own compiler: Keras compiles a model's train and predict steps, but has no call that
     compiles a plain update of variables, and run op by op such an update costs a launch per op: G's weight
     average (averaging.py), 4 ops on each of 10 weights after every step, took 4.4 ms a step under JAX and
     13.8 ms under TensorFlow on a 2-core Xeon, against 0.76 and 1.2 ms compiled (README, Speed); on a GPU
-    every launch counts. JAX: jax.jit over the values (Keras's StatelessScope lends them to the variables while it
-    traces); the old buffers of `writes` are donated, so the update happens in place. TensorFlow:
-    tf.function, XLA-compiled. PyTorch: op by op (its launches are queued, not waited for) without autograd.
+    every launch counts. And predict_on_batch, which does compile, hands its results back as numpy: a wait
+    for the device and two copies, where the next call wants them on the device anyway (train_step.py).
+    JAX: jax.jit over the values (Keras's StatelessScope lends them to the variables while it traces); the
+    old buffers of `writes` are donated, so the update happens in place. TensorFlow: tf.function,
+    XLA-compiled when `xla` (a CPU computes convolutions faster without: see XLA_HELP). PyTorch: op by op
+    (its launches are queued, not waited for) without autograd. `xla` False under JAX: op by op too, as
+    Keras runs JAX with jit_compile=False.
     """
     backend = current()
     if backend == "tensorflow":
         import tensorflow as tf
-        return tf.function(update, jit_compile=True)
+        return tf.function(update, jit_compile=bool(xla))
     if backend == "torch":
         import torch
 
-        def run_without_autograd():
+        def run_without_autograd(*inputs):
             with torch.no_grad():
-                update()
+                return update(*inputs)
         return run_without_autograd
+    if not xla:
+        return update
     import jax
     import keras
 
-    def pure(write_values, read_values):
+    def pure(write_values, read_values, inputs):
         lent = list(zip(writes, write_values)) + list(zip(reads, read_values))
         with keras.StatelessScope(state_mapping=lent) as scope:
-            update()
-        return [scope.get_current_value(v) for v in writes]
+            outputs = update(*inputs)
+        return [scope.get_current_value(v) for v in writes], outputs
     compiled = jax.jit(pure, donate_argnums=0)
 
-    def run():
-        for variable, value in zip(writes, compiled([v.value for v in writes], [v.value for v in reads])):
+    def run(*inputs):
+        written, outputs = compiled([v.value for v in writes], [v.value for v in reads], inputs)
+        for variable, value in zip(writes, written):
             variable.assign(value)
+        return outputs
     return run
 
 

@@ -15,7 +15,8 @@ The loops take turns, round after round, and each reports its median round: imag
 images consumed), milliseconds per step, seconds per 60,000-image epoch, the slowest and fastest round,
 and the process's peak resident memory. Random weights and random data: speed does not depend on them.
 For the fast loop it also says where a step's time goes: milliseconds in each of its three calls (the
-batch maker, D's train_on_batch, the GAN's), each of which waits for its result, in the update of G's
+batch maker, D's train_on_batch, the GAN's; the last two wait for their results, the batch maker's
+stay on the device, so where the device queues work its time shows up in D's call), in the update of G's
 weight average where the preset keeps one (kit), and the rest (Python between them). Last, the floor of
 one train_on_batch call on this machine (a one-weight model): what a step of three calls costs before any
 arithmetic. `--json FILE` also writes every figure there (measure.py reads it).
@@ -91,7 +92,7 @@ def prepare(kind, preset, batch, steps, seed, precision, xla):
         if average:
             average.update()
         return losses
-    calls = {"batch maker": (batch_maker, "predict_on_batch"), "D": (discriminator, "train_on_batch"),
+    calls = {"batch maker": (batch_maker, "make"), "D": (discriminator, "train_on_batch"),
              "GAN": (gan, "train_on_batch")}
     step.calls = clock_calls({**calls, "G's average": (average, "update")} if average else calls)
     return step

@@ -257,7 +257,8 @@ def train_discriminator(discriminator, images, labels):
 
 def train_generator(gan, discriminator, noise, real_labels):
     """Update G through the frozen D: maximise log D(G(z)) by labelling fresh fakes "real"."""
-    discriminator.trainable = False
+    if discriminator.trainable:  # train_discriminator froze it already; setting it walks every layer again
+        discriminator.trainable = False
     return gan.train_on_batch(noise, real_labels)
 
 

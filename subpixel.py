@@ -50,8 +50,8 @@ class SubpixelConv2DTranspose(layers.Conv2DTranspose):
     def call(self, inputs):
         stride = self.strides[0]
         if (stride == 1 or self.strides[1] != stride or self.kernel_size[0] != self.kernel_size[1]
-                or self.kernel_size[0] < stride or self.padding != "same" or self.data_format != "channels_last" or self.output_padding
-                or tuple(self.dilation_rate) != (1, 1)):
+                or self.kernel_size[0] < stride or self.padding != "same" or self.data_format != "channels_last"
+                or self.output_padding or tuple(self.dilation_rate) != (1, 1)):
             return super().call(inputs)
         taps, low, high = phase_taps(self.kernel_size[0], stride)
         window, filters = len(taps), self.filters

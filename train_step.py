@@ -1,15 +1,16 @@
 """One step of the classic loop: D.train_on_batch on fakes + reals, then gan.train_on_batch on noise.
 
 Middle floor of the kit, beside models.py. What a step feeds the two train_on_batch calls (the fakes,
-D's labels, the noise for G's step) is made on the device in one compiled call, with random numbers from
-a keras.random.SeedGenerator whose state a checkpoint saves, so a resumed run draws exactly what an
-unbroken one would. The same code runs on every Keras backend.
+D's labels, the noise for G's step) is made on the device in one compiled call and stays there, with
+random numbers from a keras.random.SeedGenerator whose state a checkpoint saves, so a resumed run draws
+exactly what an unbroken one would. The same code runs on every Keras backend.
 """
 
 import keras
 import numpy as np
 from keras import ops
 
+import backends
 import models
 from presets import NOISE_KINDS
 
@@ -38,10 +39,10 @@ def jittered_labels(labels, label_noise, seed):
 class BatchMaker(keras.Model):
     """real batch -> (D's inputs: fakes then reals, D's labels, G's inputs for its step), as one Keras model.
 
-    A model so that Keras compiles it the way it compiles the train steps (tf.function, jax.jit, or eager
-    PyTorch) and carries its state on every backend: G's BatchNorm statistics, which G in training mode
-    updates, and the SeedGenerator. float32 throughout: under mixed precision the real images would
-    otherwise be rounded to bfloat16 on the way in.
+    A model so that Keras carries its state on every backend (G's BatchNorm statistics, which G in training
+    mode updates, and the SeedGenerator) and a checkpoint finds it. float32 throughout: under mixed
+    precision the real images would otherwise be rounded to bfloat16 on the way in. make(real) computes it
+    in one compiled call; predict_on_batch (after compile()) gives the same as numpy.
 
     `classes` > 0 (a conditional preset): the real batch is [images, their classes]; the fakes are drawn of
     random classes, D gets [images, classes] and G's step [noise, classes], classes again drawn at random.
@@ -70,6 +71,16 @@ class BatchMaker(keras.Model):
         d_classes = ops.concatenate([fake_classes, ops.cast(real_classes, "int32")], axis=0)
         return [images, d_classes], labels, [g_noise, self._random_classes(batch)]
 
+    def make(self, real):
+        """call(real), compiled once (after compile(), with its jit_compile) and run as one call whose results
+        stay on the device, where D's and the GAN's steps read them: no wait for G's fakes, no copies to the
+        host and back (predict_on_batch's numpy). On a GPU the device then draws the next fakes while the
+        host is still busy with Keras's bookkeeping of D's step."""
+        if getattr(self, "_compiled_call", None) is None:
+            self._compiled_call = backends.compile_update(self.__call__, reads=self.trainable_variables,
+                                                          writes=self.non_trainable_variables, xla=self.jit_compile)
+        return self._compiled_call(real)
+
     def _random_classes(self, batch):
         if not self.classes:
             return None
@@ -80,15 +91,19 @@ def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", 
     """step(real_batch) -> (d_loss, g_loss, d_acc_real, d_acc_fake): one D update, then one G update.
     real_batch: images, or [images, classes] for a conditional preset.
 
-    Three calls into compiled code per step: the batch maker, then the two train_on_batch calls.
+    Three calls into compiled code per step: the batch maker, then the two train_on_batch calls, of which
+    only the last two wait for their results (their logs).
     `jit_compile`: Keras's compile() argument, as for D and the GAN.
     `share` = (index, count): this process's place in a run of several (devices.Share). Each process makes
     the whole step's arrays from the whole real batch, alike (same weights, same seed), and trains on its
     own slice of them; Keras puts the slices of all processes together into the global batch in process
     order, so the step computes what one process would on the whole batch (up to the order of sums).
+    There, and on several devices of one process, the batch maker runs through predict_on_batch: its numpy
+    arrays are what Keras spreads over the devices of a train_on_batch call.
     """
     batch_maker.compile(optimizer=None, jit_compile=jit_compile)  # it is only ever called, never trained
     index, count = share
+    on_one_device = count == 1 and keras.distribution.distribution() is None
     real_labels = np.ones((batch // count, 1), np.float32)  # G's step calls its fakes "real"
 
     def own_slice(array):
@@ -96,7 +111,8 @@ def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", 
         return array[index * rows:(index + 1) * rows]
 
     def step(real):
-        d_inputs, labels, g_inputs = batch_maker.predict_on_batch(real)
+        made = batch_maker.make(real) if on_one_device else batch_maker.predict_on_batch(real)
+        d_inputs, labels, g_inputs = made
         if count > 1:
             d_inputs, labels, g_inputs = keras.tree.map_structure(own_slice, (d_inputs, labels, g_inputs))
         d_loss, acc_real, acc_fake = models.train_discriminator(discriminator, d_inputs, labels)

@@ -132,6 +132,35 @@ def test_label_noise_keeps_labels_in_zero_one_where_bce_has_a_floor():
     assert float(bce(np.full((500, 1), 1.05), sure_it_is_real)) < -100  # 1 + noise: the surer, the lower
 
 
+@pytest.mark.parametrize("preset_name", ["kit", "conditional"])
+def test_the_batch_makers_compiled_call_gives_what_predict_on_batch_does_and_leaves_it_on_the_device(preset_name):
+    # kit: G makes its fakes in training mode, so each call also moves G's BatchNorm statistics and the
+    # seed's state; conditional: lists in and out. Three calls each way, each way from the same start.
+    preset = presets.PRESETS[preset_name]
+    real = np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)).astype("float32")
+    if preset.conditional:
+        real = [real, np.arange(8, dtype="int32")[:, None]]
+    made, states = {}, {}
+    for how in ("make", "predict_on_batch"):
+        keras.utils.set_random_seed(1)
+        generator, _, _ = models.build_gan(preset)
+        maker = train_step.BatchMaker(generator, preset.noise, seed=5, label_noise=0.1,
+                                      classes=preset.classes * preset.conditional)
+        maker.compile(optimizer=None, jit_compile="auto")
+        outputs = [getattr(maker, how)(real) for _ in range(3)]
+        if how == "make":
+            assert not any(isinstance(x, np.ndarray) for x in keras.tree.flatten(outputs))  # not via the host
+        made[how] = [keras.ops.convert_to_numpy(x) for x in keras.tree.flatten(outputs)]
+        states[how] = [keras.ops.convert_to_numpy(v) for v in maker.non_trainable_variables]
+    per_call = 5 if preset.conditional else 3  # D's inputs (images and classes), labels, G's inputs (noise, classes)
+    assert len(made["make"]) == len(made["predict_on_batch"]) == 3 * per_call
+    for compiled, predicted in zip(made["make"], made["predict_on_batch"]):
+        np.testing.assert_allclose(compiled, predicted, rtol=1e-5, atol=1e-6)
+    for compiled, predicted in zip(states["make"], states["predict_on_batch"]):
+        np.testing.assert_allclose(compiled, predicted, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(made["make"][0], made["make"][per_call])  # each call draws new fakes
+
+
 def test_every_backend_computes_bce_from_d_logit():
     # Through a sigmoid output, JAX and PyTorch clip the probability (loss capped at 16.1, no gradient past
     # it); the kit's D ends in a logit instead, so a sure, wrong D costs what it costs under TensorFlow.
