@@ -247,6 +247,6 @@ def main(argv=None):
 
 if __name__ == "__main__":
     try:
-        main()
+        cli.run(main)
     except KeyboardInterrupt:
         cli.fail("interrupted; bench.py writes no files, so nothing is lost", status=130)

@@ -22,6 +22,17 @@ def fail(message, status=2):
     raise SystemExit(status)
 
 
+def run(main):
+    """Run a script's main(). A reader that stops early (`python dcgan.py --list-presets | head -3`) ends it
+    quietly, as it does a Unix tool, not with a BrokenPipeError traceback."""
+    try:
+        return main()
+    except BrokenPipeError:
+        # Python flushes stdout once more on its way out, which would fail the same way: give it /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141)  # 128 + SIGPIPE: what a shell reports for a tool cut off by `head`
+
+
 def command(*words):
     """A command line to print for the user to copy: paths with spaces or quotes come out quoted."""
     return " ".join(shlex.quote(str(word)) for word in words)

@@ -148,4 +148,4 @@ def evaluate(args):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

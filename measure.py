@@ -175,6 +175,6 @@ def main(argv=None):
 
 if __name__ == "__main__":
     try:
-        main()
+        cli.run(main)
     except KeyboardInterrupt:
         cli.fail("interrupted; what finished is in --out", status=130)

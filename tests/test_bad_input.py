@@ -184,3 +184,15 @@ def test_a_folder_that_cannot_be_written_is_found_before_any_work(read_only, scr
     args = [a.format(top=top) for a in arguments.split()]
     assert_one_line(run_script(script, *args, cwd=top, prefix=prefix), message.format(top=top))
     assert every_file(top / "run") == before
+
+
+def test_a_reader_that_stops_early_ends_the_script_quietly(tmp_path):
+    # As `python dcgan.py --list-presets | head -1` does: the reader is gone before the script prints
+    # (Python's start-up alone takes far longer than closing a pipe). (--help needs nothing: argparse drops
+    # what it cannot write.)
+    child = subprocess.Popen([sys.executable, str(ROOT / "dcgan.py"), "--list-presets"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child.stdout.close()
+    errors = child.stderr.read()
+    assert child.wait() == 141, errors  # 128 + SIGPIPE, as for any tool cut off by `head`
+    assert errors == ""
