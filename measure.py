@@ -95,7 +95,7 @@ def table(device, backend, benches, train, evaluation, command):
     lines += [call_rows(report) for report in benches]
     floor = benches[0]["train_on_batch_floor_ms"]
     lines.append(f"| floor of one train_on_batch call (1 weight, batch 1) | {floor:.2f} ms; "
-                 "a step makes 3 calls |")
+                 "a step makes 2, after the batch maker's launch |")
     lines.append(f"| training, whole process: `{train['command']}` | {train['seconds']:.0f} s, "
                  f"{train['images_per_s']:.0f} img/s over the run, peak {train['peak_mb']:.0f} MB |")
     lines.append(f"| evaluate.py, {evaluation['samples']:,} samples, whole process | {evaluation['seconds']:.0f} s, "
