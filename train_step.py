@@ -105,6 +105,8 @@ def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", 
     index, count = share
     on_one_device = count == 1 and keras.distribution.distribution() is None
     real_labels = np.ones((batch // count, 1), np.float32)  # G's step calls its fakes "real"
+    if on_one_device:  # put there once, not copied to the device at every GAN step
+        real_labels = ops.convert_to_tensor(real_labels)
 
     def own_slice(array):
         rows = len(array) // count
