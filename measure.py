@@ -6,10 +6,11 @@
 
 What it runs, each step its own process (so start-up counts, as it does for a user):
 1. `bench.py` for legacy and for kit at batch 32: the seed article's naive loop against the kit's fast
-   one, in float32 and mixed_bfloat16, where a fast step's time goes (its three calls, and for kit the
+   one, in float32 and mixed_bfloat16, where a fast step's time goes (its calls, and for kit the
    update of G's weight average), and the floor of one train_on_batch call on this machine;
 2. the used-by command, `dcgan.py --epochs 10 --batch 32` (the default preset, all 60,000 images),
-   timed as a whole process, with its peak memory;
+   timed as a whole process, with its peak memory, as a first run: under JAX with an empty cache of
+   compiled programs (bench.py compiled the same ones a minute earlier; a user's first run has none);
 3. `evaluate.py` on the generator it trained.
 Everything lands in one folder (--out): bench_legacy.json, bench_kit.json, the run folder train/ (its
 eval.json included), measure.md (the table) and measure.json (every figure).
@@ -21,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,15 +50,16 @@ def cpu_name(cpuinfo="/proc/cpuinfo"):
     return f"{model} ({', '.join(extras) or 'no bfloat16 hardware'}), {os.cpu_count()} cores"
 
 
-def run_step(name, words, log):
-    """Run one of the kit's scripts as its own process, its output shown live and kept in `log`.
-    Returns (seconds, peak memory in MB). A step that fails stops the measurement with its last line."""
+def run_step(name, words, log, environment=None):
+    """Run one of the kit's scripts as its own process, its output shown live and kept in `log`;
+    `environment`: variables to set for it. Returns (seconds, peak memory in MB). A step that fails stops
+    the measurement with its last line."""
     command = [sys.executable, str(HERE / words[0]), *words[1:]]
     print(f"\n== {name}: {cli.command('python', *words)}", flush=True)
     started = time.perf_counter()
     with open(log, "w") as kept:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   bufsize=1)
+                                   bufsize=1, env={**os.environ, **(environment or {})})
         last = ""
         for line in process.stdout:
             sys.stdout.write(line)
@@ -80,7 +83,7 @@ def bench_rows(report):
 
 
 def call_rows(report):
-    """Where the fast loop's float32 step goes: its three calls, G's average (kit), the rest, in ms (bench.py)."""
+    """Where the fast loop's float32 step goes: its calls, G's average (kit), the rest, in ms (bench.py)."""
     fast = next(loop for loop in report["loops"] if loop["loop"] == "fast")
     calls = fast["ms_per_call"]
     return (f"| where a fast step's time goes, {report['preset']}: " + " / ".join(calls) + " | "
@@ -96,7 +99,7 @@ def table(device, backend, benches, train, evaluation, command):
     floor = benches[0]["train_on_batch_floor_ms"]
     lines.append(f"| floor of one train_on_batch call (1 weight, batch 1) | {floor:.2f} ms; "
                  "a step makes 2, after the batch maker's launch |")
-    lines.append(f"| training, whole process: `{train['command']}` | {train['seconds']:.0f} s, "
+    lines.append(f"| training, whole process, a first run: `{train['command']}` | {train['seconds']:.0f} s, "
                  f"{train['images_per_s']:.0f} img/s over the run, peak {train['peak_mb']:.0f} MB |")
     lines.append(f"| evaluate.py, {evaluation['samples']:,} samples, whole process | {evaluation['seconds']:.0f} s, "
                  f"peak {evaluation['peak_mb']:.0f} MB: FD {evaluation['fd']:.1f} ({fd_low:.1f}-{fd_high:.1f}), "
@@ -148,7 +151,9 @@ def main(argv=None):
     train_words = ["dcgan.py", "--epochs", str(budget["epochs"]), "--batch", "32",
                    *(["--limit", str(budget["limit"])] if budget["limit"] else []),
                    "--seed", str(args.seed), "--out", str(run), "--overwrite", *data, *common]
-    seconds, peak_mb = run_step("the used-by command", train_words, out / "train.log")
+    with tempfile.TemporaryDirectory(prefix="compile_cache_") as empty:  # a first run: nothing compiled yet
+        seconds, peak_mb = run_step("the used-by command", train_words, out / "train.log",
+                                    environment={"JAX_COMPILATION_CACHE_DIR": empty})
     config = json.loads((run / "config.json").read_text())
     steps = len((run / "steps.csv").read_text().splitlines()) - 1  # a header, then one row per step
     trained = steps * config["batch"]
