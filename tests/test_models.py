@@ -135,7 +135,8 @@ def test_label_noise_keeps_labels_in_zero_one_where_bce_has_a_floor():
 @pytest.mark.parametrize("preset_name", ["kit", "conditional"])
 def test_the_batch_makers_compiled_call_gives_what_predict_on_batch_does_and_leaves_it_on_the_device(preset_name):
     # kit: G makes its fakes in training mode, so each call also moves G's BatchNorm statistics and the
-    # seed's state; conditional: lists in and out. Three calls each way, each way from the same start.
+    # seed's state; conditional: lists in and out. Three calls each way, each way from the same start, G's
+    # weights changed before the third (a compiled call must read them, not keep those it was traced with).
     preset = presets.PRESETS[preset_name]
     real = np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)).astype("float32")
     if preset.conditional:
@@ -147,7 +148,10 @@ def test_the_batch_makers_compiled_call_gives_what_predict_on_batch_does_and_lea
         maker = train_step.BatchMaker(generator, preset.noise, seed=5, label_noise=0.1,
                                       classes=preset.classes * preset.conditional)
         maker.compile(optimizer=None, jit_compile="auto")
-        outputs = [getattr(maker, how)(real) for _ in range(3)]
+        outputs = [getattr(maker, how)(real) for _ in range(2)]
+        last_layer = generator.trainable_weights[-1]  # as a train step would: new weights, read by the next call
+        last_layer.assign(last_layer + 0.5)
+        outputs.append(getattr(maker, how)(real))
         if how == "make":
             assert not any(isinstance(x, np.ndarray) for x in keras.tree.flatten(outputs))  # not via the host
         made[how] = [keras.ops.convert_to_numpy(x) for x in keras.tree.flatten(outputs)]
