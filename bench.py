@@ -18,8 +18,9 @@ For the fast loop it also says where a step's time goes: milliseconds in each of
 batch maker, D's train_on_batch, the GAN's; the last two wait for their results, the batch maker's
 stay on the device, so where the device queues work its time shows up in D's call), in the update of G's
 weight average where the preset keeps one (kit), and the rest (Python between them). Last, the floor of
-one train_on_batch call on this machine (a one-weight model): what each of a step's two waiting calls
-costs before any arithmetic. `--json FILE` also writes every figure there (measure.py reads it).
+one train_on_batch call on this machine (one Dense(1), and as many variables as the GAN's call): what
+each of a step's two waiting calls costs before any arithmetic. `--json FILE` also writes every figure
+there (measure.py reads it).
 """
 
 import functools
@@ -78,7 +79,11 @@ def prepare(kind, preset, batch, steps, seed, precision, xla):
     indices = np.random.default_rng(seed).integers(0, len(images), (steps, batch))
     if kind == "naive":
         naive = naive_step_function(generator, discriminator, gan, batch, preset, images)
-        return lambda i: naive(indices[i])
+
+        def step(i):
+            return naive(indices[i])
+        step.gan_variables = (len(gan.trainable_variables), len(gan.non_trainable_variables))  # D frozen
+        return step
     batch_maker = train_step.BatchMaker(generator, preset.noise, seed, preset.label_noise,
                                         preset.fakes_in_training_mode)
     fast = train_step.make_train_step(discriminator, gan, batch_maker, batch, jit_compile)
@@ -95,6 +100,7 @@ def prepare(kind, preset, batch, steps, seed, precision, xla):
     calls = {"batch maker": (batch_maker, "make"), "D": (discriminator, "train_on_batch"),
              "GAN": (gan, "train_on_batch")}
     step.calls = clock_calls({**calls, "G's average": (average, "update")} if average else calls)
+    step.gan_variables = (len(gan.trainable_variables), len(gan.non_trainable_variables))  # D frozen
     return step
 
 
@@ -150,6 +156,7 @@ def measure(loops, batch, steps, warmup, rounds):
         median = float(np.median(speeds))
         result = dict(loop=name, images_per_s=median, ms_per_step=1000 * batch / median,
                       s_per_epoch=FULL_EPOCH / median, slowest=speeds[0], fastest=speeds[-1], peak_mb=peak_mb)
+        result["gan_variables"] = step_of[name].gan_variables  # what the GAN's call reads: trained, frozen
         calls = getattr(step_of[name], "calls", None)
         if calls:  # mean over all timed rounds, as the rest is: the step's mean time less its calls'
             result["ms_per_call"] = {part: 1000 * spent / count for part, (spent, count) in calls.items()}
@@ -159,24 +166,32 @@ def measure(loops, batch, steps, warmup, rounds):
     return results
 
 
-def train_on_batch_floor(calls=200, warmup=20):
-    """Milliseconds per train_on_batch on a model with one weight, batch 1: what every call costs before any
-    arithmetic (Python, Keras's bookkeeping, launching the compiled step, the loss read back to the host).
-    A step of the kit's loop makes two such calls (D, GAN) after the batch maker's launch, so on a device
-    fast enough that the arithmetic of batch 32 is nothing (a GPU), twice this is about the step's floor;
-    more, as Keras's bookkeeping grows with the weights a call updates (about 0.03 ms a weight under JAX
-    on the 2-core Xeon: 0.72 ms for 2 weights, 1.98 ms for 48)."""
+def train_on_batch_floor(trained=None, frozen=0, optimizer="sgd", calls=100, repeats=5, warmup=20):
+    """Milliseconds per train_on_batch at batch 1 on a model of one-number weights: what a call costs before
+    any arithmetic (Python, Keras's bookkeeping, launching the compiled step, the loss read back to the
+    host). A step of the kit's loop makes two such calls (D, GAN) after the batch maker's launch, so on a
+    device fast enough that the arithmetic of batch 32 is nothing (a GPU), they are the step's floor.
+    Keras's bookkeeping grows with the variables a call reads and updates (each gathered, handed over and
+    assigned back; with Adam, two moments each): so main() times it on one Dense(1) (a kernel and a bias,
+    `trained` None) with SGD, and on as many trained and frozen variables as the preset's GAN call, with
+    Adam, as the kit trains. The median of `repeats` runs of `calls` calls: a busy neighbour spoils one run,
+    not the figure."""
     import keras
 
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
+    layers = ([keras.layers.Dense(1)] if trained is None else  # frozen ones are only read, as the GAN reads D
+              [keras.layers.Dense(1, use_bias=False, trainable=i < trained) for i in range(trained + frozen)])
+    model = keras.Sequential([keras.Input((1,)), *layers])
+    model.compile(optimizer=optimizer, loss="mse")
     x = np.ones((1, 1), "float32")
     for _ in range(warmup):  # the first call traces and compiles
         model.train_on_batch(x, x)
-    started = time.perf_counter()
-    for _ in range(calls):
-        model.train_on_batch(x, x)
-    return 1000 * (time.perf_counter() - started) / calls
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(calls):
+            model.train_on_batch(x, x)
+        runs.append(1000 * (time.perf_counter() - started) / calls)
+    return float(np.median(runs))
 
 
 def main(argv=None):
@@ -239,11 +254,15 @@ def main(argv=None):
         for r in results[1:]:
             print(f"speed-up {r['loop']} / naive: {r['images_per_s'] / results[0]['images_per_s']:.2f}x")
     floor_ms = train_on_batch_floor()
-    print(f"floor of one train_on_batch call here (one weight, batch 1): {floor_ms:.2f} ms; a step makes 2, after the "
-          "batch maker's launch")
+    trained, frozen = results[0]["gan_variables"]
+    gan_floor_ms = train_on_batch_floor(trained, frozen, optimizer="adam")
+    print(f"floor of one train_on_batch call here, batch 1: {floor_ms:.2f} ms on one Dense(1) with SGD, "
+          f"{gan_floor_ms:.2f} ms on {trained} trained and {frozen} frozen one-number variables with Adam (as the "
+          f"GAN's call); a step makes 2, after the batch maker's launch")
     if args.json:
         report = dict(device=device, backend=backends.current(), preset=preset.name, batch=batch,
-                      steps=args.steps, rounds=args.rounds, loops=results, train_on_batch_floor_ms=floor_ms)
+                      steps=args.steps, rounds=args.rounds, loops=results, train_on_batch_floor_ms=floor_ms,
+                      gan_variables=[trained, frozen], train_on_batch_floor_gan_ms=gan_floor_ms)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return results
 

@@ -96,9 +96,11 @@ def table(device, backend, benches, train, evaluation, command):
              "", "| step | result |", "|---|---|"]
     lines += [bench_rows(report) for report in benches]
     lines += [call_rows(report) for report in benches]
-    floor = benches[0]["train_on_batch_floor_ms"]
-    lines.append(f"| floor of one train_on_batch call (1 weight, batch 1) | {floor:.2f} ms; "
-                 "a step makes 2, after the batch maker's launch |")
+    floor = benches[0]
+    trained, frozen = floor["gan_variables"]
+    lines.append(f"| floor of one train_on_batch call, batch 1: one Dense(1), SGD / {trained} trained and {frozen} "
+                 f"frozen variables as {floor['preset']}'s GAN call, Adam | {floor['train_on_batch_floor_ms']:.2f} / "
+                 f"{floor['train_on_batch_floor_gan_ms']:.2f} ms; a step makes 2, after the batch maker's launch |")
     lines.append(f"| training, whole process, a first run: `{train['command']}` | {train['seconds']:.0f} s, "
                  f"{train['images_per_s']:.0f} img/s over the run, peak {train['peak_mb']:.0f} MB |")
     lines.append(f"| evaluate.py, {evaluation['samples']:,} samples, whole process | {evaluation['seconds']:.0f} s, "

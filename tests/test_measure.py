@@ -19,6 +19,7 @@ def test_a_tiny_measurement_runs_every_step_and_tables_their_own_figures(tmp_pat
     for bench in benches:
         assert [loop["loop"] for loop in bench["loops"]] == ["naive", "fast", "fast mixed_bfloat16"]
         assert bench["batch"] == 32 and bench["steps"] == 1 and bench["train_on_batch_floor_ms"] > 0
+        assert bench["train_on_batch_floor_gan_ms"] > 0
     # the training run is a real run folder, trained for the asked budget: 64 images = 2 steps of 32
     run = out / "train"
     config = json.loads((run / "config.json").read_text())
@@ -35,6 +36,12 @@ def test_a_tiny_measurement_runs_every_step_and_tables_their_own_figures(tmp_pat
     kit_calls = next(loop for loop in benches[1]["loops"] if loop["loop"] == "fast")["ms_per_call"]
     assert (f"| where a fast step's time goes, kit: batch maker / D / GAN / G's average / rest | "
             f"{kit_calls['batch maker']:.2f} / {kit_calls['D']:.2f} / ") in table
+    # the floor's second figure: as many variables as legacy's GAN call reads, G's 10 weights trained; frozen
+    # its 4 BatchNorm statistics, D's 6 weights and 2 Dropout seeds
+    legacy = benches[0]
+    assert legacy["gan_variables"] == [10, 12]
+    assert (f"10 trained and 12 frozen variables as legacy's GAN call, Adam | {legacy['train_on_batch_floor_ms']:.2f}"
+            f" / {legacy['train_on_batch_floor_gan_ms']:.2f} ms") in table
     assert table.count("\n|") == 9  # header (2 lines), 2 bench rows, 2 call rows, floor, training, evaluate
     assert json.loads((out / "measure.json").read_text())["budget"]["samples"] == 100
     assert table in capsys.readouterr().out
