@@ -112,7 +112,7 @@ def compile_update(update, reads, writes, xla=True):
     Why each library's own compiler: Keras compiles a model's train and predict steps, but has no call that
     compiles a plain update of variables, and run op by op such an update costs a launch per op: G's weight
     average (averaging.py), 4 ops on each of 10 weights after every step, took 4.4 ms a step under JAX and
-    13.8 ms under TensorFlow on a 2-core Xeon, against 0.76 and 1.2 ms compiled (README, Speed); on a GPU
+    13.8 ms under TensorFlow on a 2-core Xeon, against 0.76 and 1.2 ms compiled (SPEED.md); on a GPU
     every launch counts. And predict_on_batch, which does compile, hands its results back as numpy: a wait
     for the device and two copies, where the next call wants them on the device anyway (train_step.py).
     JAX: jax.jit over the values (Keras's StatelessScope lends them to the variables while it traces); the
@@ -208,7 +208,7 @@ def resolve_precision(requested):
 # (jax-ml/jax#23783: on CPUs and GPUs alike); with the sub-pixel form the GAN's step under JAX took 5.0x
 # less time for legacy and 3.1x for kit on the 2-core Xeon. TensorFlow and PyTorch call oneDNN's own
 # transposed convolution, and were slower with it (TensorFlow legacy 36 -> 45 ms). Not yet measured on a
-# GPU, where cuDNN has its own (README, Speed).
+# GPU, where cuDNN has its own (SPEED.md).
 SUBPIXEL_PAYS = {"tensorflow": False, "jax": True, "torch": False}
 
 XLA_HELP = ("compile the train steps with XLA (default: auto = Keras's choice per backend: TensorFlow on with a "
