@@ -77,12 +77,13 @@ def prepare(kind, preset, batch, steps, seed, precision, xla):
     low, high = preset.pixel_range
     images = np.random.default_rng(seed).uniform(low, high, (max(4096, batch), 28, 28, 1)).astype("float32")
     indices = np.random.default_rng(seed).integers(0, len(images), (steps, batch))
+    gan_variables = (len(gan.trainable_variables), len(gan.non_trainable_variables))  # D frozen: G's trained
     if kind == "naive":
         naive = naive_step_function(generator, discriminator, gan, batch, preset, images)
 
         def step(i):
             return naive(indices[i])
-        step.gan_variables = (len(gan.trainable_variables), len(gan.non_trainable_variables))  # D frozen
+        step.gan_variables = gan_variables
         return step
     batch_maker = train_step.BatchMaker(generator, preset.noise, seed, preset.label_noise,
                                         preset.fakes_in_training_mode)
@@ -100,7 +101,7 @@ def prepare(kind, preset, batch, steps, seed, precision, xla):
     calls = {"batch maker": (batch_maker, "make"), "D": (discriminator, "train_on_batch"),
              "GAN": (gan, "train_on_batch")}
     step.calls = clock_calls({**calls, "G's average": (average, "update")} if average else calls)
-    step.gan_variables = (len(gan.trainable_variables), len(gan.non_trainable_variables))  # D frozen
+    step.gan_variables = gan_variables
     return step
 
 

@@ -113,8 +113,7 @@ def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", 
         return array[index * rows:(index + 1) * rows]
 
     def step(real):
-        made = batch_maker.make(real) if on_one_device else batch_maker.predict_on_batch(real)
-        d_inputs, labels, g_inputs = made
+        d_inputs, labels, g_inputs = batch_maker.make(real) if on_one_device else batch_maker.predict_on_batch(real)
         if count > 1:
             d_inputs, labels, g_inputs = keras.tree.map_structure(own_slice, (d_inputs, labels, g_inputs))
         d_loss, acc_real, acc_fake = models.train_discriminator(discriminator, d_inputs, labels)
