@@ -19,10 +19,13 @@ batch maker, D's train_on_batch, the GAN's; the last two wait for their results,
 stay on the device, so where the device queues work its time shows up in D's call), in the update of G's
 weight average where the preset keeps one (kit), and the rest (Python between them). Last, the floor of
 one train_on_batch call on this machine (one Dense(1), and as many variables as the GAN's call): what
-each of a step's two waiting calls costs before any arithmetic. `--json FILE` also writes every figure
-there (measure.py reads it).
+each of a step's two waiting calls costs before any arithmetic. `--both-upsamplers` also times the fast
+loop with G's stride-2 upsampling in the form this backend does not use (sub-pixel or Keras's
+Conv2DTranspose; backends.SUBPIXEL_PAYS), so one run on a new device says whether that choice holds there.
+`--json FILE` also writes every figure there (measure.py reads it).
 """
 
+import contextlib
 import functools
 import json
 import resource
@@ -63,8 +66,25 @@ def naive_step_function(generator, discriminator, gan, batch, preset, images):
     return step
 
 
-def prepare(kind, preset, batch, steps, seed, precision, xla):
-    """A fresh G, D and GAN for one loop, and step(i) that trains them on the i-th of `steps` random batches."""
+def upsampler_name(subpixel):
+    return "sub-pixel G" if subpixel else "transposed G"
+
+
+@contextlib.contextmanager
+def other_upsampler():
+    """Models built inside get G's stride-2 upsampling in the form backends.SUBPIXEL_PAYS does not pick for
+    this backend (models.upsampling_conv reads it as it builds), so both forms can be timed in one run."""
+    backend, chosen = backends.current(), backends.SUBPIXEL_PAYS
+    backends.SUBPIXEL_PAYS = {**chosen, backend: not chosen[backend]}
+    try:
+        yield upsampler_name(backends.SUBPIXEL_PAYS[backend])
+    finally:
+        backends.SUBPIXEL_PAYS = chosen
+
+
+def prepare(kind, preset, batch, steps, seed, precision, xla, flip_upsampler=False):
+    """A fresh G, D and GAN for one loop, and step(i) that trains them on the i-th of `steps` random batches.
+    `flip_upsampler`: G upsamples in the form this backend does not use (other_upsampler)."""
     import averaging
     import keras
     import models
@@ -73,7 +93,8 @@ def prepare(kind, preset, batch, steps, seed, precision, xla):
     keras.mixed_precision.set_global_policy(precision)  # output layers stay float32 (see models.py)
     keras.utils.set_random_seed(seed)
     jit_compile = True if xla else "auto"
-    generator, discriminator, gan = models.build_gan(preset, jit_compile=jit_compile)
+    with other_upsampler() if flip_upsampler else contextlib.nullcontext():
+        generator, discriminator, gan = models.build_gan(preset, jit_compile=jit_compile)
     low, high = preset.pixel_range
     images = np.random.default_rng(seed).uniform(low, high, (max(4096, batch), 28, 28, 1)).astype("float32")
     indices = np.random.default_rng(seed).integers(0, len(images), (steps, batch))
@@ -219,6 +240,10 @@ def main(argv=None):
                    help="compile the fast loop's steps with XLA (jit_compile=True) whatever the device "
                         "(default: Keras's 'auto': under TensorFlow on with a GPU and off on a CPU, where it "
                         "measured 6.7x slower than even the naive loop; JAX always compiles with XLA)")
+    p.add_argument("--both-upsamplers", action="store_true",
+                   help="also time the fast loop with G's stride-2 upsampling in the form this backend "
+                        "does not use: Keras's Conv2DTranspose under JAX, the sub-pixel form elsewhere (default: "
+                        "only the backend's own; measure.py asks for both)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--naive", action="store_true", help="time only the seed article's loop")
     which.add_argument("--fast", action="store_true", help="time only the kit's loop")
@@ -238,6 +263,14 @@ def main(argv=None):
             name = " ".join([kind] + [precision] * (precision != "float32") + ["xla"] * xla)
             loops[name] = (precision, functools.partial(prepare, kind, preset, batch, args.steps, args.seed,
                                                         precision, xla))
+    flipped = None
+    if args.both_upsamplers and "fast" in kinds:  # beside the first fast loop, in its precision
+        precision = precisions[0]
+        other = upsampler_name(not backends.SUBPIXEL_PAYS[backends.current()])
+        name = " ".join(["fast", other] + [precision] * (precision != "float32") + ["xla"] * args.xla)
+        loops[name] = (precision, functools.partial(prepare, "fast", preset, batch, args.steps, args.seed,
+                                                    precision, args.xla, flip_upsampler=True))
+        flipped = (next(name for name in loops if name.startswith("fast")), name)  # (the backend's G, the other)
     device = backends.describe_device()
     print(f"preset {preset.name}, batch {batch}, {args.rounds} rounds of {args.steps} steps after "
           f"{args.warmup} warm-up, with {device}")
@@ -254,6 +287,11 @@ def main(argv=None):
     if results[0]["loop"] == "naive":
         for r in results[1:]:
             print(f"speed-up {r['loop']} / naive: {r['images_per_s'] / results[0]['images_per_s']:.2f}x")
+    if flipped:
+        speed = {r["loop"]: r["images_per_s"] for r in results}
+        own = upsampler_name(backends.SUBPIXEL_PAYS[backends.current()])
+        print(f"{flipped[0]} ({own}) / {flipped[1]}: {speed[flipped[0]] / speed[flipped[1]]:.2f}x (above 1: "
+              f"backends.SUBPIXEL_PAYS[{backends.current()!r}] chose the faster G here)")
     floor_ms = train_on_batch_floor()
     trained, frozen = results[0]["gan_variables"]
     gan_floor_ms = train_on_batch_floor(trained, frozen, optimizer="adam")

@@ -6,8 +6,10 @@
 
 What it runs, each step its own process (so start-up counts, as it does for a user):
 1. `bench.py` for legacy and for kit at batch 32: the seed article's naive loop against the kit's fast
-   one, in float32 and mixed_bfloat16, where a fast step's time goes (its calls, and for kit the
-   update of G's weight average), and the floor of one train_on_batch call on this machine;
+   one, in float32 and mixed_bfloat16, and with G's upsampling in the form this backend does not use
+   (sub-pixel or transposed: is backends.SUBPIXEL_PAYS right on this device?), where a fast step's time
+   goes (its calls, and for kit the update of G's weight average), and the floor of one train_on_batch
+   call on this machine;
 2. the used-by command, `dcgan.py --epochs 10 --batch 32` (the default preset, all 60,000 images),
    timed as a whole process, with its peak memory, as a first run: under JAX with an empty cache of
    compiled programs (bench.py compiled the same ones a minute earlier; a user's first run has none);
@@ -74,12 +76,13 @@ def run_step(name, words, log, environment=None):
 
 
 def bench_rows(report):
-    """One table row per preset: naive, fast, fast + mixed_bfloat16 in images/s, the ratios to naive."""
+    """One table row per preset: each loop in images/s (naive, fast, fast + mixed_bfloat16, fast with the
+    other form of G's upsampling), the fast ones with their ratio to naive."""
     speed = {loop["loop"]: loop["images_per_s"] for loop in report["loops"]}
-    naive = speed["naive"]
-    cells = [f"{naive:.0f}"] + [f"{speed[name]:.0f} ({speed[name] / naive:.2f}x)"
-                                for name in ("fast", "fast mixed_bfloat16")]
-    return f"| bench.py, {report['preset']}, batch {report['batch']} | " + " / ".join(cells) + " img/s |"
+    naive = speed.pop("naive")
+    cells = [f"{naive:.0f}"] + [f"{images_per_s:.0f} ({images_per_s / naive:.2f}x)" for images_per_s in speed.values()]
+    return (f"| bench.py, {report['preset']}, batch {report['batch']}: naive / {' / '.join(speed)} | "
+            + " / ".join(cells) + " img/s |")
 
 
 def call_rows(report):
@@ -144,7 +147,7 @@ def main(argv=None):
     benches = []
     for preset in BENCHED_PRESETS:
         json_file = out / f"bench_{preset}.json"
-        words = ["bench.py", "--preset", preset, "--batch", "32", "--steps", str(budget["steps"]),
+        words = ["bench.py", "--preset", preset, "--batch", "32", "--both-upsamplers", "--steps", str(budget["steps"]),
                  "--rounds", str(budget["rounds"]), "--warmup", str(budget["warmup"]), "--json", str(json_file)]
         run_step(f"bench {preset}", words + common, out / f"bench_{preset}.log")
         benches.append(json.loads(json_file.read_text()))

@@ -1,6 +1,10 @@
 import keras
 
+import backends
 import bench
+import models
+import presets
+import subpixel
 
 
 def test_bench_times_both_loops_and_reports_the_ratio(capsys):
@@ -35,3 +39,19 @@ def test_a_preset_that_averages_g_times_the_average_as_dcgan_py_runs_it():
     calls = results[0]["ms_per_call"]
     assert list(calls) == ["batch maker", "D", "GAN", "G's average", "rest"]
     assert calls["G's average"] > 0
+
+
+def test_both_upsamplers_times_g_built_the_other_way_and_leaves_the_choice_as_it_was(capsys):
+    own_is_subpixel = backends.SUBPIXEL_PAYS[backends.current()]
+    with bench.other_upsampler() as name:
+        flipped_g = models.build_gan(presets.PRESETS["legacy"])[0]
+    strided = [layer for layer in flipped_g.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert len(strided) == 2
+    assert all(isinstance(layer, subpixel.SubpixelConv2DTranspose) != own_is_subpixel for layer in strided)
+    assert name == ("transposed G" if own_is_subpixel else "sub-pixel G")
+    assert backends.SUBPIXEL_PAYS[backends.current()] == own_is_subpixel  # restored
+
+    results = bench.main(["--fast", "--precision", "float32", "--both-upsamplers", "--steps", "1", "--rounds", "1",
+                          "--warmup", "1", "--batch", "4"])
+    assert [r["loop"] for r in results] == ["fast", f"fast {name}"]
+    assert f"fast ({bench.upsampler_name(own_is_subpixel)}) / fast {name}: " in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import pytest
 
 import measure
@@ -13,11 +14,12 @@ def test_a_tiny_measurement_runs_every_step_and_tables_their_own_figures(tmp_pat
     out = tmp_path / "measured"
     result = measure.main(["--quick", "--steps", "1", "--limit", "64", "--samples", "100", "--seed", "4",
                            "--data-dir", str(folder), "--out", str(out)])
-    # bench.py ran for both presets, each with its three loops and the call floor, into its own JSON file
+    # bench.py ran for both presets, each with its four loops and the call floor, into its own JSON file
     benches = [json.loads((out / f"bench_{preset}.json").read_text()) for preset in ("legacy", "kit")]
     assert [b["preset"] for b in benches] == ["legacy", "kit"]
     for bench in benches:
-        assert [loop["loop"] for loop in bench["loops"]] == ["naive", "fast", "fast mixed_bfloat16"]
+        other_g = "sub-pixel G" if keras.backend.backend() != "jax" else "transposed G"  # not the backend's own
+        assert [loop["loop"] for loop in bench["loops"]] == ["naive", "fast", "fast mixed_bfloat16", f"fast {other_g}"]
         assert bench["batch"] == 32 and bench["steps"] == 1 and bench["train_on_batch_floor_ms"] > 0
         assert bench["train_on_batch_floor_gan_ms"] > 0
     # the training run is a real run folder, trained for the asked budget: 64 images = 2 steps of 32
@@ -32,7 +34,9 @@ def test_a_tiny_measurement_runs_every_step_and_tables_their_own_figures(tmp_pat
     table = (out / "measure.md").read_text()
     assert f"FD {report['generated']['fd']:.1f}" in table
     legacy_speed = {loop["loop"]: loop["images_per_s"] for loop in benches[0]["loops"]}
-    assert f"| bench.py, legacy, batch 32 | {legacy_speed['naive']:.0f} / {legacy_speed['fast']:.0f} (" in table
+    assert (f"| bench.py, legacy, batch 32: naive / fast / fast mixed_bfloat16 / fast {other_g} | "
+            f"{legacy_speed['naive']:.0f} / {legacy_speed['fast']:.0f} (") in table
+    assert f" / {legacy_speed[f'fast {other_g}']:.0f} ({legacy_speed[f'fast {other_g}'] / legacy_speed['naive']:.2f}x) img/s |" in table
     kit_calls = next(loop for loop in benches[1]["loops"] if loop["loop"] == "fast")["ms_per_call"]
     assert (f"| where a fast step's time goes, kit: batch maker / D / GAN / G's average / rest | "
             f"{kit_calls['batch maker']:.2f} / {kit_calls['D']:.2f} / ") in table
