@@ -19,7 +19,8 @@ batch maker, D's train_on_batch, the GAN's; the last two wait for their results,
 stay on the device, so where the device queues work its time shows up in D's call), in the update of G's
 weight average where the preset keeps one (kit), and the rest (Python between them). Last, the floor of
 one train_on_batch call on this machine (one Dense(1), and as many variables as the GAN's call): what
-each of a step's two waiting calls costs before any arithmetic. `--both-upsamplers` also times the fast
+each of a step's two waiting calls costs before any arithmetic, and how much of that is the device's
+(one tiny op launched and read back). `--both-upsamplers` also times the fast
 loop with G's stride-2 upsampling in the form this backend does not use (sub-pixel or Keras's
 Conv2DTranspose; backends.SUBPIXEL_PAYS), so one run on a new device says whether that choice holds there.
 `--json FILE` also writes every figure there (measure.py reads it).
@@ -188,7 +189,21 @@ def measure(loops, batch, steps, warmup, rounds):
     return results
 
 
-def train_on_batch_floor(trained=None, frozen=0, optimizer="sgd", calls=100, repeats=5, warmup=20):
+def median_ms(call, calls=100, repeats=5, warmup=20):
+    """Milliseconds per call(): the median of `repeats` runs of `calls` calls, after `warmup` untimed ones
+    (the first traces and compiles). The median: a busy neighbour spoils one run, not the figure."""
+    for _ in range(warmup):
+        call()
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(calls):
+            call()
+        runs.append(1000 * (time.perf_counter() - started) / calls)
+    return float(np.median(runs))
+
+
+def train_on_batch_floor(trained=None, frozen=0, optimizer="sgd"):
     """Milliseconds per train_on_batch at batch 1 on a model of one-number weights: what a call costs before
     any arithmetic (Python, Keras's bookkeeping, launching the compiled step, the loss read back to the
     host). A step of the kit's loop makes two such calls (D, GAN) after the batch maker's launch, so on a
@@ -196,8 +211,7 @@ def train_on_batch_floor(trained=None, frozen=0, optimizer="sgd", calls=100, rep
     Keras's bookkeeping grows with the variables a call reads and updates (each gathered, handed over and
     assigned back; with Adam, two moments each): so main() times it on one Dense(1) (a kernel and a bias,
     `trained` None) with SGD, and on as many trained and frozen variables as the preset's GAN call, with
-    Adam, as the kit trains. The median of `repeats` runs of `calls` calls: a busy neighbour spoils one run,
-    not the figure."""
+    Adam, as the kit trains."""
     import keras
 
     layers = ([keras.layers.Dense(1)] if trained is None else  # frozen ones are only read, as the GAN reads D
@@ -205,15 +219,18 @@ def train_on_batch_floor(trained=None, frozen=0, optimizer="sgd", calls=100, rep
     model = keras.Sequential([keras.Input((1,)), *layers])
     model.compile(optimizer=optimizer, loss="mse")
     x = np.ones((1, 1), "float32")
-    for _ in range(warmup):  # the first call traces and compiles
-        model.train_on_batch(x, x)
-    runs = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(calls):
-            model.train_on_batch(x, x)
-        runs.append(1000 * (time.perf_counter() - started) / calls)
-    return float(np.median(runs))
+    return median_ms(lambda: model.train_on_batch(x, x))
+
+
+def round_trip_ms():
+    """Milliseconds to launch one tiny op on the device and read its result back to the host: the part of a
+    train_on_batch call's floor that a call pays whatever Keras does (the backend's dispatch, the device's
+    launch, copy and wait). The rest of the floor is Python and Keras's bookkeeping, which no faster device
+    shortens."""
+    import keras
+
+    x = keras.ops.ones((1, 1))
+    return median_ms(lambda: keras.ops.convert_to_numpy(keras.ops.add(x, 1.0)))
 
 
 def main(argv=None):
@@ -295,13 +312,16 @@ def main(argv=None):
     floor_ms = train_on_batch_floor()
     trained, frozen = results[0]["gan_variables"]
     gan_floor_ms = train_on_batch_floor(trained, frozen, optimizer="adam")
+    trip_ms = round_trip_ms()
     print(f"floor of one train_on_batch call here, batch 1: {floor_ms:.2f} ms on one Dense(1) with SGD, "
           f"{gan_floor_ms:.2f} ms on {trained} trained and {frozen} frozen one-number variables with Adam (as the "
-          f"GAN's call); a step makes 2, after the batch maker's launch")
+          f"GAN's call); a step makes 2, after the batch maker's launch. Of it, one op launched on the device and "
+          f"read back takes {trip_ms:.3f} ms; the rest is Python and Keras's bookkeeping")
     if args.json:
         report = dict(device=device, backend=backends.current(), preset=preset.name, batch=batch,
                       steps=args.steps, rounds=args.rounds, loops=results, train_on_batch_floor_ms=floor_ms,
-                      gan_variables=[trained, frozen], train_on_batch_floor_gan_ms=gan_floor_ms)
+                      gan_variables=[trained, frozen], train_on_batch_floor_gan_ms=gan_floor_ms,
+                      round_trip_ms=trip_ms)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return results
 

@@ -102,8 +102,9 @@ def table(device, backend, benches, train, evaluation, command):
     floor = benches[0]
     trained, frozen = floor["gan_variables"]
     lines.append(f"| floor of one train_on_batch call, batch 1: one Dense(1), SGD / {trained} trained and {frozen} "
-                 f"frozen variables as {floor['preset']}'s GAN call, Adam | {floor['train_on_batch_floor_ms']:.2f} / "
-                 f"{floor['train_on_batch_floor_gan_ms']:.2f} ms; a step makes 2, after the batch maker's launch |")
+                 f"frozen variables as {floor['preset']}'s GAN call, Adam / of which one op launched and read back | "
+                 f"{floor['train_on_batch_floor_ms']:.2f} / {floor['train_on_batch_floor_gan_ms']:.2f} / "
+                 f"{floor['round_trip_ms']:.3f} ms; a step makes 2, after the batch maker's launch |")
     lines.append(f"| training, whole process, a first run: `{train['command']}` | {train['seconds']:.0f} s, "
                  f"{train['images_per_s']:.0f} img/s over the run, peak {train['peak_mb']:.0f} MB |")
     lines.append(f"| evaluate.py, {evaluation['samples']:,} samples, whole process | {evaluation['seconds']:.0f} s, "

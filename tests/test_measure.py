@@ -44,8 +44,10 @@ def test_a_tiny_measurement_runs_every_step_and_tables_their_own_figures(tmp_pat
     # its 4 BatchNorm statistics, D's 6 weights and 2 Dropout seeds
     legacy = benches[0]
     assert legacy["gan_variables"] == [10, 12]
-    assert (f"10 trained and 12 frozen variables as legacy's GAN call, Adam | {legacy['train_on_batch_floor_ms']:.2f}"
-            f" / {legacy['train_on_batch_floor_gan_ms']:.2f} ms") in table
+    assert (f"10 trained and 12 frozen variables as legacy's GAN call, Adam / of which one op launched and read "
+            f"back | {legacy['train_on_batch_floor_ms']:.2f} / {legacy['train_on_batch_floor_gan_ms']:.2f} / "
+            f"{legacy['round_trip_ms']:.3f} ms") in table
+    assert 0 < legacy["round_trip_ms"] < legacy["train_on_batch_floor_ms"]  # a call does more than one op
     assert table.count("\n|") == 9  # header (2 lines), 2 bench rows, 2 call rows, floor, training, evaluate
     assert json.loads((out / "measure.json").read_text())["budget"]["samples"] == 100
     assert table in capsys.readouterr().out
