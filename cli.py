@@ -18,7 +18,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def fail(message, status=2):
-    print(f"error: {message}", file=sys.stderr)
+    with contextlib.suppress(OSError):  # stderr may be a terminal that closed: the exit status still tells
+        print(f"error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(status)
 
 

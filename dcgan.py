@@ -150,10 +150,11 @@ def config_for_resume(args, out):
 
 
 class StopOnInterrupt:
-    """While active, Ctrl-C (SIGINT) or a polite kill (SIGTERM: `kill`, `docker stop`, a batch scheduler's
-    time limit) only records the signal; the loop finishes its step, saves, and exits."""
+    """While active, Ctrl-C (SIGINT), a polite kill (SIGTERM: `kill`, `docker stop`, a batch scheduler's
+    time limit) or a hangup (SIGHUP: the terminal or the SSH session closed) only records the signal; the
+    loop finishes its step, saves, and exits."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
     def __init__(self):
         self.received = None
@@ -390,10 +391,11 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
                 epoch_step_rows.append(dict(epoch=epoch, step=step + 1, d_loss=float(d_loss), g_loss=float(g_loss),
                                             d_acc_real=float(acc_real), d_acc_fake=float(acc_fake)))
                 bar.show(step, sums / (step + 1))
-                if interrupt.received:
-                    bar.close()
+                if interrupt.received:  # saved first: after a hangup, writing to the terminal may fail
                     saved = save_progress(epoch, step + 1, shuffle_state, sums,
                                           time.perf_counter() - epoch_started)
+                    with contextlib.suppress(OSError):
+                        bar.close()
                     cli.fail(f"interrupted ({interrupt.received.name}); saved checkpoint {saved.name}. Continue "
                              f"with: {cli.command('python', 'dcgan.py', '--resume', '--out', out)}",
                              status=128 + interrupt.received)

@@ -159,7 +159,8 @@ def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(slow_data, tmp_path)
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2"]
 
 
-@pytest.mark.parametrize("stop, status", [(signal.SIGINT, dcgan.EXIT_INTERRUPTED), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("stop, status", [(signal.SIGINT, dcgan.EXIT_INTERRUPTED), (signal.SIGTERM, 143),
+                                          (signal.SIGHUP, 129)])
 def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path, stop, status):
     run = tmp_path / "run"
     process = start_training(slow_data, run, epochs=2)
@@ -175,6 +176,23 @@ def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2"]
     steps = [row.split(",")[:2] for row in (run / "steps.csv").read_text().splitlines()[1:]]
     assert steps == [[str(e), str(s)] for e in (1, 2) for s in range(1, 201)]  # the steps before Ctrl-C too
+
+
+def test_a_hangup_with_the_terminal_gone_still_saves_a_checkpoint(slow_data, tmp_path):
+    """An SSH session that drops: SIGHUP, and the terminal is gone, so every write fails. The epoch's steps
+    so far are saved before anything is written, and the run resumes from them."""
+    run = tmp_path / "run"
+    process = start_training(slow_data, run, epochs=2)
+    wait_for_checkpoint(run, process)
+    time.sleep(1.0)
+    process.stdout.close()  # nobody reads any more: from now on each write fails (BrokenPipeError)
+    process.stderr.close()
+    process.send_signal(signal.SIGHUP)
+    assert process.wait(timeout=60) == 128 + signal.SIGHUP
+    epoch, step = checkpoints._position(checkpoints.latest(run))
+    assert epoch == 2 and 0 < step < 200
+    dcgan.main(["--resume", "--out", str(run), "--data-dir", str(slow_data)])
+    assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2"]
 
 
 def damage_tensors(checkpoint):
