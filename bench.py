@@ -165,20 +165,23 @@ def measure(loops, batch, steps, warmup, rounds):
         for clocked in getattr(step_of[name], "calls", {}).values():
             clocked[:] = [0.0, 0]  # nor what the warm-up's calls took
     seconds = {name: [] for name in loops}
+    busy = {name: [] for name in loops}  # the main thread's CPU seconds: Python and bookkeeping, not waits
     for _ in range(rounds):
         for name, (precision, _) in loops.items():
             keras.mixed_precision.set_global_policy(precision)
-            started = time.perf_counter()
+            started, started_busy = time.perf_counter(), time.thread_time()
             for i in range(steps):
                 step_of[name](i)
             seconds[name].append(time.perf_counter() - started)
+            busy[name].append(time.thread_time() - started_busy)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results = []
     for name, round_seconds in seconds.items():
         speeds = sorted(steps * batch / s for s in round_seconds)
         median = float(np.median(speeds))
         result = dict(loop=name, images_per_s=median, ms_per_step=1000 * batch / median,
-                      s_per_epoch=FULL_EPOCH / median, slowest=speeds[0], fastest=speeds[-1], peak_mb=peak_mb)
+                      s_per_epoch=FULL_EPOCH / median, slowest=speeds[0], fastest=speeds[-1], peak_mb=peak_mb,
+                      main_thread_ms_per_step=1000 * float(np.median(busy[name])) / steps)
         result["gan_variables"] = step_of[name].gan_variables  # what the GAN's call reads: trained, frozen
         calls = getattr(step_of[name], "calls", None)
         if calls:  # mean over all timed rounds, as the rest is: the step's mean time less its calls'
@@ -292,10 +295,12 @@ def main(argv=None):
     print(f"preset {preset.name}, batch {batch}, {args.rounds} rounds of {args.steps} steps after "
           f"{args.warmup} warm-up, with {device}")
     results = measure(loops, batch, args.steps, args.warmup, args.rounds)
-    print(f"{'loop':21} {'images/s':>9} {'slowest-fastest':>16} {'ms/step':>8} {'s/epoch':>8}")
+    print(f"{'loop':21} {'images/s':>9} {'slowest-fastest':>16} {'ms/step':>8} {'s/epoch':>8} {'main thread':>12}")
     for r in results:
         print(f"{r['loop']:21} {r['images_per_s']:9.0f} {r['slowest']:>8.0f}-{r['fastest']:<7.0f} "
-              f"{r['ms_per_step']:8.1f} {r['s_per_epoch']:8.0f}")
+              f"{r['ms_per_step']:8.1f} {r['s_per_epoch']:8.0f} {r['main_thread_ms_per_step']:9.1f} ms")
+    print("main thread: its CPU time per step, the host's share (Python, Keras's bookkeeping, launches; on a "
+          "CPU also what a backend computes on that thread); where it nears ms/step, the host sets the pace")
     print(f"peak memory of this process: {results[-1]['peak_mb']:.0f} MB")
     for r in results:
         if "ms_per_call" in r:

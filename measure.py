@@ -86,11 +86,13 @@ def bench_rows(report):
 
 
 def call_rows(report):
-    """Where the fast loop's float32 step goes: its calls, G's average (kit), the rest, in ms (bench.py)."""
+    """Where the fast loop's float32 step goes: its calls, G's average (kit), the rest, in ms, and how much
+    of the step the main thread was busy (its CPU time: the host's share), from bench.py."""
     fast = next(loop for loop in report["loops"] if loop["loop"] == "fast")
     calls = fast["ms_per_call"]
     return (f"| where a fast step's time goes, {report['preset']}: " + " / ".join(calls) + " | "
-            + " / ".join(f"{ms:.2f}" for ms in calls.values()) + " ms |")
+            + " / ".join(f"{ms:.2f}" for ms in calls.values()) + f" ms; the main thread busy "
+            f"{fast['main_thread_ms_per_step']:.1f} of the step's {fast['ms_per_step']:.1f} ms |")
 
 
 def table(device, backend, benches, train, evaluation, command):

@@ -14,6 +14,8 @@ def test_bench_times_both_loops_and_reports_the_ratio(capsys):
         assert 0 < r["slowest"] <= r["images_per_s"] <= r["fastest"]  # the median round
         assert r["ms_per_step"] > 0 and r["peak_mb"] > 0
         assert abs(r["s_per_epoch"] - 60_000 / r["images_per_s"]) < 1e-6 * r["s_per_epoch"]
+        # one thread cannot be busy longer than the step took (odd rounds: both medians are of one round each)
+        assert 0 < r["main_thread_ms_per_step"] <= r["ms_per_step"] * 1.001
     printed = capsys.readouterr().out
     assert "speed-up fast / naive:" in printed and "where a fast step's time goes, ms: batch maker" in printed
     for r in results[1:]:  # the fast loops: their three calls take most of a step, each a real share

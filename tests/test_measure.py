@@ -40,6 +40,9 @@ def test_a_tiny_measurement_runs_every_step_and_tables_their_own_figures(tmp_pat
     kit_calls = next(loop for loop in benches[1]["loops"] if loop["loop"] == "fast")["ms_per_call"]
     assert (f"| where a fast step's time goes, kit: batch maker / D / GAN / G's average / rest | "
             f"{kit_calls['batch maker']:.2f} / {kit_calls['D']:.2f} / ") in table
+    kit_fast = next(loop for loop in benches[1]["loops"] if loop["loop"] == "fast")
+    assert (f" ms; the main thread busy {kit_fast['main_thread_ms_per_step']:.1f} of the step's "
+            f"{kit_fast['ms_per_step']:.1f} ms |") in table
     # the floor's second figure: as many variables as legacy's GAN call reads, G's 10 weights trained; frozen
     # its 4 BatchNorm statistics, D's 6 weights and 2 Dropout seeds
     legacy = benches[0]
