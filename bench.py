@@ -20,10 +20,11 @@ stay on the device, so where the device queues work its time shows up in D's cal
 weight average where the preset keeps one (kit), and the rest (Python between them). Last, the floor of
 one train_on_batch call on this machine (one Dense(1), and as many variables as the GAN's call): what
 each of a step's two waiting calls costs before any arithmetic, and how much of that is the device's
-(one tiny op launched and read back). `--both-upsamplers` also times the fast
-loop with G's stride-2 upsampling in the form this backend does not use (sub-pixel or Keras's
-Conv2DTranspose; backends.SUBPIXEL_PAYS), so one run on a new device says whether that choice holds there.
-`--json FILE` also writes every figure there (measure.py reads it).
+(one tiny op launched and read back). Each loop's `main thread` figure is the host's share of a step: how
+long the main thread was busy (its CPU time, not its waits). `--both-upsamplers` also times the fast loop
+with G's stride-2 upsampling in the form this backend does not use (sub-pixel or Keras's Conv2DTranspose;
+backends.SUBPIXEL_PAYS), so one run on a new device says whether that choice holds there. `--json FILE`
+also writes every figure there (measure.py reads it).
 """
 
 import contextlib
@@ -290,7 +291,8 @@ def main(argv=None):
         name = " ".join(["fast", other] + [precision] * (precision != "float32") + ["xla"] * args.xla)
         loops[name] = (precision, functools.partial(prepare, "fast", preset, batch, args.steps, args.seed,
                                                     precision, args.xla, flip_upsampler=True))
-        flipped = (next(name for name in loops if name.startswith("fast")), name)  # (the backend's G, the other)
+        own = next(loop for loop in loops if loop.startswith("fast"))  # the first fast loop: the backend's G
+        flipped = (own, name)
     device = backends.describe_device()
     print(f"preset {preset.name}, batch {batch}, {args.rounds} rounds of {args.steps} steps after "
           f"{args.warmup} warm-up, with {device}")

@@ -36,7 +36,8 @@ def test_a_tiny_measurement_runs_every_step_and_tables_their_own_figures(tmp_pat
     legacy_speed = {loop["loop"]: loop["images_per_s"] for loop in benches[0]["loops"]}
     assert (f"| bench.py, legacy, batch 32: naive / fast / fast mixed_bfloat16 / fast {other_g} | "
             f"{legacy_speed['naive']:.0f} / {legacy_speed['fast']:.0f} (") in table
-    assert f" / {legacy_speed[f'fast {other_g}']:.0f} ({legacy_speed[f'fast {other_g}'] / legacy_speed['naive']:.2f}x) img/s |" in table
+    other_speed = legacy_speed[f"fast {other_g}"]
+    assert f" / {other_speed:.0f} ({other_speed / legacy_speed['naive']:.2f}x) img/s |" in table
     kit_calls = next(loop for loop in benches[1]["loops"] if loop["loop"] == "fast")["ms_per_call"]
     assert (f"| where a fast step's time goes, kit: batch maker / D / GAN / G's average / rest | "
             f"{kit_calls['batch maker']:.2f} / {kit_calls['D']:.2f} / ") in table
