@@ -29,9 +29,15 @@ def run(main):
     try:
         return main()
     except BrokenPipeError:
-        # Python flushes stdout once more on its way out, which would fail the same way: give it /dev/null.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        silence_stdout()
         raise SystemExit(141)  # 128 + SIGPIPE: what a shell reports for a tool cut off by `head`
+
+
+def silence_stdout():
+    """After a write to stdout failed because its reader has gone: Python flushes stdout once more on its way
+    out, which would fail the same way and print a complaint, so stdout's file becomes /dev/null."""
+    with contextlib.suppress(OSError, ValueError):  # a stand-in stdout (a test's, a notebook's) has no file
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def command(*words):

@@ -152,7 +152,8 @@ def config_for_resume(args, out):
 class StopOnInterrupt:
     """While active, Ctrl-C (SIGINT), a polite kill (SIGTERM: `kill`, `docker stop`, a batch scheduler's
     time limit) or a hangup (SIGHUP: the terminal or the SSH session closed) only records the signal; the
-    loop finishes its step, saves, and exits."""
+    loop finishes its step, saves, and exits. So does a reader of stdout that has gone (`python dcgan.py |
+    head`): see `printing`."""
 
     SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -169,6 +170,17 @@ class StopOnInterrupt:
     def __exit__(self, *exc):
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+
+    @contextlib.contextmanager
+    def printing(self):
+        """Around the loop's progress lines. Python ignores SIGPIPE, so a reader that has gone shows up as a
+        BrokenPipeError from print; raised, it would end the run without saving the steps since the last
+        checkpoint. Recorded as SIGPIPE, it ends the run like a signal: after the next step, saved, 141."""
+        try:
+            yield
+        except BrokenPipeError:
+            cli.silence_stdout()
+            self.received = signal.SIGPIPE
 
 
 def build_training(config, jit_compile, share=devices.ONE_PROCESS):
@@ -390,7 +402,8 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
                 sums += (d_loss, g_loss, acc_real, acc_fake)
                 epoch_step_rows.append(dict(epoch=epoch, step=step + 1, d_loss=float(d_loss), g_loss=float(g_loss),
                                             d_acc_real=float(acc_real), d_acc_fake=float(acc_fake)))
-                bar.show(step, sums / (step + 1))
+                with interrupt.printing():
+                    bar.show(step, sums / (step + 1))
                 if interrupt.received:  # saved first: after a hangup, writing to the terminal may fail
                     saved = save_progress(epoch, step + 1, shuffle_state, sums,
                                           time.perf_counter() - epoch_started)
@@ -405,10 +418,11 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
             row = dict(epoch=epoch, d_loss=mean[0], g_loss=mean[1], d_acc_real=mean[2], d_acc_fake=mean[3],
                        seconds=seconds)
             save_progress(epoch, steps, shuffle_state, sums, seconds, row=row)
-            print(progress.epoch_line(row, config["epochs"], steps * batch / seconds), flush=True)
-            if "fd" in row:  # scored this epoch: what the scores say, under the line that shows them
-                for warning in judge.warnings(history):
-                    print(f"  warning: {warning}", flush=True)
+            with interrupt.printing():  # a checkpoint may not be due: the next epoch's first step saves one
+                print(progress.epoch_line(row, config["epochs"], steps * batch / seconds), flush=True)
+                if "fd" in row:  # scored this epoch: what the scores say, under the line that shows them
+                    for warning in judge.warnings(history):
+                        print(f"  warning: {warning}", flush=True)
             epoch, first_step, sums, seconds_before, epoch_step_rows = epoch + 1, 0, np.zeros(4), 0.0, []
 
     runs.replace_atomically(write_to / "losses.png", lambda path: viz.plot_training(

@@ -1,6 +1,7 @@
 """Nothing lost: checkpoints, exact resume, Ctrl-C, kill -9, NaN, and a clear answer to bad input."""
 
 import csv
+import io
 import os
 import signal
 import subprocess
@@ -126,10 +127,10 @@ def test_a_damaged_generator_file_is_made_again_from_the_checkpoint_at_resume(ti
         np.testing.assert_array_equal(a, b)
 
 
-def start_training(data_dir, out, epochs):
+def start_training(data_dir, out, epochs, *extra):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, str(ROOT / "dcgan.py"), "--epochs", str(epochs), "--batch", "8",
-                             "--seed", "1", "--data-dir", str(data_dir), "--out", str(out)],
+                             "--seed", "1", "--data-dir", str(data_dir), "--out", str(out), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -193,6 +194,47 @@ def test_a_hangup_with_the_terminal_gone_still_saves_a_checkpoint(slow_data, tmp
     assert epoch == 2 and 0 < step < 200
     dcgan.main(["--resume", "--out", str(run), "--data-dir", str(slow_data)])
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2"]
+
+
+def test_a_reader_that_goes_at_an_epoch_s_end_costs_nothing(slow_data, tmp_path):
+    """`python dcgan.py --ckpt-every 3 | head -1`: the reader goes after the first line, so the line at epoch 1's
+    end fails, with no checkpoint due until epoch 3. Epoch 1 is saved all the same (at epoch 2's first step)."""
+    run = tmp_path / "run"
+    process = start_training(slow_data, run, 3, "--ckpt-every", "3")
+    assert process.stdout.readline().startswith("training preset")
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 141, err  # 128 + SIGPIPE, as for any tool cut off by `head`
+    assert "Traceback" not in err and "saved checkpoint" in err
+    assert checkpoints._position(checkpoints.latest(run)) == (2, 1)
+    dcgan.main(["--resume", "--out", str(run), "--data-dir", str(slow_data)])
+    assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2", "3"]
+
+
+class StdoutWhoseReaderGoes(io.TextIOBase):
+    """sys.stdout as a pipe whose reader reads `lines` writes, then goes."""
+
+    def __init__(self, lines):
+        super().__init__()
+        self.lines = lines
+
+    def write(self, text):
+        self.lines -= 1
+        if self.lines < 0:
+            raise BrokenPipeError(32, "Broken pipe")
+
+def test_a_reader_that_goes_mid_epoch_costs_nothing(tiny_data, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    monkeypatch.setattr(dcgan, "LOG_EVERY_SECONDS", 0)  # a progress line after every step
+    monkeypatch.setattr(sys, "stdout", StdoutWhoseReaderGoes(lines=2))  # the first line, its newline
+    with pytest.raises(SystemExit) as e:
+        dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
+    assert e.value.code == 128 + signal.SIGPIPE
+    assert checkpoints._position(checkpoints.latest(run)) == (1, 1)
+    monkeypatch.undo()
+    dcgan.main(run_args(tiny_data, run, "--epochs", "2", "--resume"))
+    steps = [row.split(",")[:2] for row in (run / "steps.csv").read_text().splitlines()[1:]]
+    assert steps == [[str(e), str(s)] for e in (1, 2) for s in range(1, 5)]
 
 
 def damage_tensors(checkpoint):
