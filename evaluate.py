@@ -6,8 +6,10 @@
 
 Every figure compares a set of images with the 10,000 test images through the judge's features
 (judge.py). The "real data" column scores 10,000 *training* images the same way: that is what perfect
-looks like at this sample size. Output: a table on screen and eval.json in the run folder (or beside
-the generator file).
+looks like at this sample size. Output: a table on screen, eval.json in the run folder (or beside the
+generator file), and eval.png beside it: the class histogram (or, for a conditional generator, the class
+agreement) beside real data's, and the memorisation check as pictures: the samples that came nearest to a
+training image, each beside its nearest training images. A copying generator shows its copies there.
 """
 
 import json
@@ -22,6 +24,7 @@ import data
 import metrics
 import runs
 import sampling
+import viz
 
 ROWS = [  # (key, label, how to read it)
     ("fd", "Frechet distance (FD)", "lower is better"),
@@ -37,6 +40,9 @@ ROWS = [  # (key, label, how to read it)
 # A conditional generator is also asked for classes: does the judge see the class that was asked for? The
 # real column scores real images with their own labels, which is the judge's own accuracy.
 CONDITIONAL_ROWS = [("class_agreement", "class agreement (judged = asked)", "1 is all; real: judge's accuracy")]
+# eval.png's memorisation check: this many samples, those nearest to a training image, each beside this many
+# of its nearest training images (in the judge's features, as the nearest-distance figure measures).
+CLOSEST_SAMPLES, NEIGHBOURS = 8, 3
 
 
 def score(feats, probs, reference, reference_radii, seed=0):
@@ -130,10 +136,13 @@ def evaluate(args):
         real = score(train_features[real_subset], train_probs[real_subset], reference, reference_radii, args.seed)
         bar.update()
         # Memorisation: samples against held-out test images, both measured to their nearest training image.
-        generated["nearest_train"] = metrics.nearest_train_distance(sample_features, train_features)
+        sample_distances = metrics.nearest_train_distances(sample_features, train_features)
+        generated["nearest_train"] = float(sample_distances.mean())
         bar.update()
-        real["nearest_train"] = metrics.nearest_train_distance(reference, train_features)
+        test_distances = metrics.nearest_train_distances(reference, train_features)
+        real["nearest_train"] = float(test_distances.mean())
         bar.update()
+    closest, neighbours = closest_to_training(sample_features, train_features, sample_distances)
     if asked is not None:
         generated.update(metrics.class_agreement(sample_probs, asked))
         real.update(metrics.class_agreement(train_probs[real_subset], train_classes[real_subset]))
@@ -143,8 +152,52 @@ def evaluate(args):
                   generated=generated, real_data=real, seconds=round(time.perf_counter() - started, 1))
     out = path.parent / "eval.json"
     runs.replace_atomically(out, lambda path: path.write_text(json.dumps(report, indent=2) + "\n"))
-    print(f"wrote {out}")
+    train_images, _ = data.load_split("train", data_dir)  # again, for a few of them: 0.4 s, not 47 MB held
+    picture = path.parent / "eval.png"
+    # Fair company for the nearest samples: the nearest of as many held-out test images (when there are).
+    test_subset = np.random.default_rng(args.seed).permutation(len(test_distances))[:args.samples]
+    closeness = closeness_grid(images, train_images, closest, neighbours, sample_distances,
+                               np.sort(test_distances[test_subset])[:len(closest)])
+    runs.replace_atomically(picture, lambda file: save_picture(file, f"{path}: {args.samples} samples, judged",
+                                                               generated, real, closeness))
+    print(f"wrote {out} and {picture}")
     return report
+
+
+def closest_to_training(sample_features, train_features, distances, count=CLOSEST_SAMPLES, k=NEIGHBOURS):
+    """The `count` samples nearest to a training image (`distances`: each sample's nearest distance), nearest
+    first, and for each the indices of its k nearest training images: (sample indices, [count, k] indices)."""
+    closest = np.argsort(distances)[:count]
+    return closest, metrics.nearest_points(sample_features[closest], train_features, k)
+
+
+def closeness_grid(samples, train_images, closest, neighbours, distances, test_nearest):
+    """(title, uint8 picture, note): a row per close sample: the sample, a black gap, its nearest training
+    images; the sample's distance on the left of its row. `test_nearest`: the distances of as many nearest
+    test images, the yardstick: a generator that copies comes far nearer than held-out real images do."""
+    gap = np.zeros_like(samples[0])
+    tiles = [tile for i, near in zip(closest, neighbours) for tile in (samples[i], gap, *train_images[near])]
+    grid = viz.captioned_grid(np.stack(tiles), len(closest), 2 + neighbours.shape[1],
+                              row_labels=[f"{distances[i]:.1f}" for i in closest])
+    title = (f"memorisation check: the {len(closest)} samples nearest to a\ntraining image (left), "
+             f"each beside its {neighbours.shape[1]} nearest training images")
+    note = (f"left: distance to the nearest training image (judge's features);\nthe {len(test_nearest)} nearest "
+            f"held-out test images: {test_nearest[0]:.1f} to {test_nearest[-1]:.1f}")
+    return title, grid, note
+
+
+def save_picture(file, title, generated, real, closeness):
+    """eval.png: what the judge sees class by class, beside real data, and the closeness grid."""
+    if "class_agreement" in generated:  # a conditional generator: does each class asked come out as itself?
+        bars = dict(title="class agreement per class asked", ylabel="share judged as the class asked",
+                    series={"generator": generated["class_agreement_per_class"],
+                            "real data (the judge's accuracy)": real["class_agreement_per_class"]}, lines=[])
+    else:
+        bars = dict(title="which classes the judge sees", ylabel="share of the images",
+                    series={"generator": generated["histogram"], "real data": real["histogram"]},
+                    lines=[(0.1, "even: 0.10"),
+                           (metrics.COVERED_SHARE, f"{metrics.COVERED_SHARE:.2f}: counts as drawn")])
+    viz.plot_bars_beside_picture(file, title, dict(bars, names=data.CLASS_NAMES), closeness)
 
 
 if __name__ == "__main__":

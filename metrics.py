@@ -71,7 +71,10 @@ def classifier_score(probabilities):
     return float(np.exp((p * (np.log(p) - np.log(marginal))).sum(axis=1).mean()))
 
 
-def class_coverage(probabilities, classes=10, min_share=0.05):
+COVERED_SHARE = 0.05  # a class holding this share of the samples counts as drawn (mode coverage)
+
+
+def class_coverage(probabilities, classes=10, min_share=COVERED_SHARE):
     """Predicted-class histogram (shares), its total-variation distance from uniform, and how many classes
     hold at least `min_share` of the samples (mode coverage)."""
     predicted = np.asarray(probabilities).argmax(axis=1)
@@ -145,7 +148,17 @@ def precision_recall(generated, real, k=3, real_radii=None):
     return precision, _within_manifold(real, generated, manifold_radii(generated, k))
 
 
-def nearest_train_distance(queries, train):
-    """Mean distance from each query to its nearest training feature: samples far below what held-out
-    test images get suggest the generator copies training images."""
-    return float(np.sqrt(_squared_distance_to_kth(queries, train, 1)).mean())
+def nearest_train_distances(queries, train):
+    """Distance from each query to its nearest training feature. Their mean far below what held-out test
+    images get suggests the generator copies training images."""
+    return np.sqrt(_squared_distance_to_kth(queries, train, 1))
+
+
+def nearest_points(queries, points, k):
+    """Indices of each query's k nearest points, nearest first. For a handful of queries: each gets one full
+    row of distances."""
+    queries, points = np.asarray(queries, np.float32), np.asarray(points, np.float32)
+    # |q - p|^2 less |q|^2, which is the same along a row and so orders it alike.
+    rows = _squared_norms(points) - 2 * queries @ points.T
+    nearest = np.argpartition(rows, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(nearest, np.argsort(np.take_along_axis(rows, nearest, axis=1), axis=1), axis=1)

@@ -142,3 +142,38 @@ def plot_training(steps, history, path, title="DCGAN training"):
         fig.tight_layout()
         fig.savefig(path, dpi=100, format="png")
         plt.close(fig)
+
+
+def plot_bars_beside_picture(path, title, bars, picture):
+    """One PNG, two panels. Left, grouped bars: `bars` = dict(title, ylabel, names (one per group),
+    series ({label: one value per name}), lines ([(level, label)], across)). Right, `picture` = (title,
+    uint8 array, e.g. a captioned_grid, note under it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picture_title, pixels, note = picture
+    with plt.rc_context({"font.size": 16, "axes.titlesize": 18, "legend.fontsize": 14}):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(20, 10), gridspec_kw={"width_ratios": [1, 1]})
+        width = 0.8 / len(bars["series"])
+        positions = np.arange(len(bars["names"]))
+        for i, (label, values) in enumerate(bars["series"].items()):
+            left.bar(positions + (i - (len(bars["series"]) - 1) / 2) * width, values, width, label=label)
+        for (level, label), style in zip(bars.get("lines", []), ("--", ":", "-.")):
+            left.axhline(level, color="grey", linestyle=style, linewidth=2, label=label)
+        left.set_xticks(positions, bars["names"], rotation=30, ha="right")
+        tallest = max(max(values) for values in bars["series"].values())
+        left.set(title=bars["title"], ylabel=bars["ylabel"], ylim=(0, 1.3 * tallest))  # room for the legend
+        left.legend(loc="upper center", ncol=2)
+        left.grid(alpha=0.3, axis="y")
+        right.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        right.set_title(picture_title)
+        right.set_xlabel(note)
+        right.set_xticks([]), right.set_yticks([])
+        for side in right.spines.values():
+            side.set_visible(False)
+        fig.suptitle(title, fontsize=20)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100, format="png")
+        plt.close(fig)

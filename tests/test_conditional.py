@@ -160,6 +160,7 @@ def test_evaluate_reports_class_agreement_for_a_conditional_generator_only(tiny_
     assert report["real_data"]["class_agreement"] > 0.85  # real images with their labels: the judge's accuracy
     saved = json.loads((tiny_conditional_run / "eval.json").read_text())
     assert saved["generated"]["class_agreement"] == report["generated"]["class_agreement"]
+    assert Image.open(tiny_conditional_run / "eval.png").size == (2000, 1000)  # its bars: agreement per class
     plain = tmp_path / "plain"
     plain.mkdir()
     models.build_gan(presets.PRESETS["legacy"])[0].save(plain / "generator.keras")

@@ -8,13 +8,16 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 import data
 import dcgan
 import evaluate
 import judge
+import metrics
 import models
 import presets
+import viz
 
 
 def real_data_or_skip():
@@ -137,6 +140,35 @@ def test_a_constant_generator_scores_far_worse_than_real_data_on_every_metric(tm
     assert real["precision"] > 0.5 and real["recall"] > 0.5
     assert fake["recall"] < 0.05
     assert json.loads((tmp_path / "eval.json").read_text())["generated"]["classes_covered"] == 1
+    assert Image.open(tmp_path / "eval.png").size == (2000, 1000)
+
+
+def test_a_copying_generator_shows_its_copies_first_beside_their_originals():
+    """eval.png's memorisation check: sample 5 is training image 17, sample 2 nearly image 40; the rest are
+    new. Those two lead the rows, nearest first, each beside its original."""
+    rng = np.random.default_rng(0)
+    train_images = rng.integers(0, 256, (60, 28, 28), dtype=np.uint8)
+    train_features = rng.normal(size=(60, 16)).astype(np.float32)
+    samples = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)
+    sample_features = rng.normal(size=(30, 16)).astype(np.float32) + 3.0  # far from every training image
+    samples[5], sample_features[5] = train_images[17], train_features[17]
+    samples[2], sample_features[2] = train_images[40], train_features[40] + 0.01
+    distances = metrics.nearest_train_distances(sample_features, train_features)
+    closest, neighbours = evaluate.closest_to_training(sample_features, train_features, distances, count=4, k=3)
+    assert list(closest[:2]) == [5, 2] and list(neighbours[:2, 0]) == [17, 40]
+    _, grid, note = evaluate.closeness_grid(samples, train_images, closest, neighbours, distances,
+                                            np.array([1.0, 2.0, 3.0, 4.0]))
+    assert "1.0 to 4.0" in note
+    zoom = viz.zoom_for(4, 5)
+    pitch = (28 + viz.GRID_GAP) * zoom
+
+    def tile(row, col):  # the row labels are on the left, so the tiles are counted from the right edge
+        left, top = grid.shape[1] - viz.grid_side(5) * zoom + col * pitch, row * pitch
+        return grid[top:top + 28 * zoom:zoom, left:left + 28 * zoom:zoom]
+
+    np.testing.assert_array_equal(tile(0, 0), samples[5])
+    np.testing.assert_array_equal(tile(0, 2), train_images[17])  # after the black gap: its original
+    np.testing.assert_array_equal(tile(1, 2), train_images[40])
 
 
 def test_a_file_that_is_not_a_generator_is_a_one_line_error(tmp_path, capsys):

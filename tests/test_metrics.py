@@ -59,7 +59,14 @@ def test_copies_of_training_images_are_nearer_than_held_out_ones():
     train = gaussian_features(n=1000)
     copies = train[:200] + 1e-3
     held_out = gaussian_features(n=200, seed=5)
-    assert metrics.nearest_train_distance(copies, train) < 0.01 < metrics.nearest_train_distance(held_out, train)
+    assert metrics.nearest_train_distances(copies, train).max() < 0.01 < metrics.nearest_train_distances(held_out, train).min()
+
+
+def test_nearest_points_are_the_brute_force_ones_in_order():
+    points, queries = gaussian_features(n=500, dim=6), gaussian_features(n=7, dim=6, seed=4)
+    between = np.linalg.norm(queries[:, None] - points[None], axis=2)
+    np.testing.assert_array_equal(metrics.nearest_points(queries, points, 3), np.argsort(between, axis=1)[:, :3])
+    np.testing.assert_array_equal(metrics.nearest_points(points[[42, 7]], points, 1), [[42], [7]])
 
 
 def brute_force_within(queries, reference, k):
@@ -78,5 +85,5 @@ def test_precision_recall_equal_the_definition_across_chunks_and_with_radii_give
     assert metrics.precision_recall(generated, real) == expected
     radii = metrics.manifold_radii(real)
     assert metrics.precision_recall(generated, real, real_radii=radii) == expected
-    nearest = np.linalg.norm(generated[:, None] - real[None], axis=2).min(axis=1).mean()
-    assert abs(metrics.nearest_train_distance(generated, real) - nearest) < 1e-4
+    nearest = np.linalg.norm(generated[:, None] - real[None], axis=2).min(axis=1)
+    np.testing.assert_allclose(metrics.nearest_train_distances(generated, real), nearest, atol=1e-4)
