@@ -111,7 +111,7 @@ def evaluate(args):
 
     path = sampling.path_from(args)
     generator, noise_kind, pixel_range = sampling.load(path, args.noise)
-    runs.check_writable(path.parent, named=f"{path.parent} (for eval.json)")  # before minutes of work
+    runs.check_writable(path.parent, named=f"{path.parent} (for eval.json and eval.png)")  # before minutes of work
     _, feature_model, info = judge.load_classifier()
     started = time.perf_counter()
     data_dir = data.find_data_dir(args.data_dir)

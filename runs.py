@@ -3,7 +3,7 @@
 Bottom floor of the kit: files only, nothing of GANs.
 
     RUN/config.json  history.csv  steps.csv  images/epoch_NNNN.png  generator.keras  losses.png  dcgan.gif
-        eval.json (evaluate.py)  samples.png  walks.png (generate.py)
+        eval.json  eval.png (evaluate.py)  samples.png  walks.png (generate.py)
         checkpoints/ (see checkpoints.py)  .lock (held while a process trains in it)
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds", "fd", "classes_covered"]
 STEP_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake"]  # steps.csv: one row a step
 RUN_FILES = ["config.json", "history.csv", "steps.csv", "generator.keras", "generator_best.keras", "losses.png",
-             "dcgan.gif", "eval.json", "samples.png", "walks.png"]
+             "dcgan.gif", "eval.json", "eval.png", "samples.png", "walks.png"]
 CHECKPOINT_FOLDER = "checkpoints"
 RUN_FOLDERS = ["images", CHECKPOINT_FOLDER]  # removed by --overwrite only when nothing else is in them
 FRAME_PATTERN = "epoch_{:04d}.png"

@@ -172,7 +172,7 @@ READ_ONLY_CASES = [  # (script, arguments with {top} for the read-only folder, w
     ("dcgan.py", "--epochs 1 --data-dir {top}/data --out {top}/run/new", "cannot write to --out {top}/run/new ("),
     ("make_gif.py", "--run {top}/run", "cannot write to run folder {top}/run ("),
     ("generate.py", "--run {top}/run", "cannot write to --out {top}/run ("),
-    ("evaluate.py", "--run {top}/run --data-dir {top}/data", "cannot write to {top}/run (for eval.json)"),
+    ("evaluate.py", "--run {top}/run --data-dir {top}/data", "cannot write to {top}/run (for eval.json and eval.png)"),
 ]
 
 

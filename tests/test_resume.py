@@ -320,7 +320,11 @@ def test_overwrite_removes_only_what_the_kit_wrote(tiny_data, tmp_path):
     mine = [run / "images" / "my_sketch.png", run / "notes.txt", run / "checkpoints" / "keep_me"]
     for path in mine:
         path.write_text("precious")
+    other_scripts = ["dcgan.gif", "eval.json", "eval.png", "samples.png", "walks.png"]  # the old run's, stale
+    for name in other_scripts:
+        (run / name).write_text("made from the old run")
     dcgan.main(run_args(tiny_data, run, "--epochs", "1", "--overwrite"))
     assert all(path.read_text() == "precious" for path in mine)
+    assert not any((run / name).exists() for name in other_scripts)
     assert sorted(p.name for p in (run / "images").iterdir()) == ["epoch_0001.png", "my_sketch.png"]
     assert len(history_rows(run)) == 2 and checkpoints.latest(run).name == "epoch_0001_step_000004"
