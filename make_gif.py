@@ -16,12 +16,6 @@ import runs
 MIN_FPS, MAX_FPS = 0.1, 50.0
 
 
-def frames_in_epoch_order(images_dir):
-    """The frame files sorted by their epoch number (not by name, so epoch 10000 follows 9999)."""
-    found = [(int(m.group(1)), p) for p in images_dir.glob("epoch_*.png") if (m := runs.FRAME_NAME.search(p.name))]
-    return [p for _, p in sorted(found)]
-
-
 def same_size(pictures):
     """Every frame at the size of the last: a run resumed with another --picture-size (or by an older kit)
     has frames of two sizes, and a GIF has one. Nearest-neighbour, so sample pixels stay sharp squares."""
@@ -40,7 +34,7 @@ def make_gif(run, fps):
     if not run.is_dir():
         what = "is a file, not a folder" if run.exists() else "does not exist"
         cli.fail(f"run folder {run} {what}; train first with {train_first}")
-    frames = frames_in_epoch_order(run / "images")
+    frames = runs.frames_in_epoch_order(run / "images")
     if not frames:
         cli.fail(f"no frames in {run / 'images'} (epoch_NNNN.png); train first with {train_first}")
     try:

@@ -155,16 +155,35 @@ def write_steps(out, rows):
     _write_csv(out / "steps.csv", STEP_FIELDS, rows)
 
 
-def read_steps(out, before_epoch):
+def _read_csv(path, fields, whole_numbers=("epoch", "step", "classes_covered"), may_be_blank=("fd", "classes_covered")):
+    """A CSV the kit wrote, as dicts of numbers (None for a blank or missing figure that may be blank); [] when
+    there is no such file or it cannot be read."""
+    def number(key, text):
+        if text in ("", None) and key in may_be_blank:  # fd: blank in epochs not scored
+            return None
+        return (int if key in whole_numbers else float)(text)
+    try:
+        with open(path, newline="") as f:
+            return [{k: number(k, row.get(k)) for k in fields} for row in csv.DictReader(f)]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def read_steps(out, before_epoch=float("inf")):
     """The rows of steps.csv of epochs before `before_epoch` ([] when there is no such file, or it cannot be
     read: the curves then start later, nothing else depends on them)."""
-    try:
-        with open(out / "steps.csv", newline="") as f:
-            rows = [{k: (int if k in ("epoch", "step") else float)(row[k]) for k in STEP_FIELDS}
-                    for row in csv.DictReader(f)]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    return [row for row in rows if row["epoch"] < before_epoch]
+    return [row for row in _read_csv(out / "steps.csv", STEP_FIELDS) if row["epoch"] < before_epoch]
+
+
+def read_history(out):
+    """The rows of history.csv, one an epoch ([] when there is none, or it cannot be read)."""
+    return _read_csv(out / "history.csv", HISTORY_FIELDS)
+
+
+def frames_in_epoch_order(images_dir):
+    """The frame files sorted by their epoch number (not by name, so epoch 10000 follows 9999)."""
+    found = [(int(m.group(1)), p) for p in images_dir.glob("epoch_*.png") if (m := FRAME_NAME.search(p.name))]
+    return [p for _, p in sorted(found)]
 
 
 def replace_atomically(path, write):

@@ -177,3 +177,54 @@ def plot_bars_beside_picture(path, title, bars, picture):
         fig.tight_layout()
         fig.savefig(path, dpi=100, format="png")
         plt.close(fig)
+
+
+def plot_runs(path, title, runs):
+    """Several runs on shared axes: runs = [dict(label, steps, history, frame (uint8 picture or None),
+    frame_title)], with steps and history as plot_training takes them. Top: D's and G's losses, D's accuracies
+    (real solid, fake dashed) and FD where any run was scored, each run one colour; below: each run's frame."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from matplotlib.ticker import MaxNLocator
+
+    scored = any(row.get("fd") is not None for run in runs for row in run["history"])
+    with plt.rc_context({"font.size": 14, "axes.titlesize": 16, "legend.fontsize": 12, "lines.linewidth": 2}):
+        fig = plt.figure(figsize=(6 * (3 + scored), 12))
+        curves, frames = fig.subfigures(2, 1, height_ratios=[1, 1.1])
+        axes = curves.subplots(1, 3 + scored)
+        for colour, run in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], runs):
+            steps = run["steps"]
+            per_epoch = max((row["step"] for row in steps), default=1)
+            x = [row["epoch"] - 1 + row["step"] / per_epoch for row in steps]
+            window = max(1, len(steps) // 50)
+            for ax, key, style in ((axes[0], "d_loss", "-"), (axes[1], "g_loss", "-"),
+                                   (axes[2], "d_acc_real", "-"), (axes[2], "d_acc_fake", "--")):
+                ax.plot(x, smoothed([row[key] for row in steps], window), style, color=colour,
+                        label=run["label"] if key == "d_loss" else None)
+            if scored:
+                points = [(row["epoch"], row["fd"]) for row in run["history"] if row.get("fd") is not None]
+                if points:
+                    axes[3].plot(*zip(*points), "o-", color=colour)
+        for ax, name, level in ((axes[0], "D's loss", np.log(2)), (axes[1], "G's loss", np.log(2)),
+                                (axes[2], "D right on real (solid), on fake (dashed)", 0.5)):
+            ax.axhline(level, color="grey", linestyle=":", linewidth=1.5)  # where D can only guess
+            ax.set(title=name, xlabel="epoch")
+            ax.grid(alpha=0.3)
+        if scored:
+            axes[3].set(title="FD (lower is better)", xlabel="epoch")
+            axes[3].xaxis.set_major_locator(MaxNLocator(integer=True))  # scored at whole epochs
+            axes[3].grid(alpha=0.3)
+        curves.legend(loc="lower center", ncol=min(len(runs), 2), bbox_to_anchor=(0.5, 0.0))
+        curves.subplots_adjust(bottom=0.3, top=0.86, wspace=0.25)
+        curves.suptitle(f"{title}   (dotted: where D can only guess)", fontsize=20)
+        frames.subplots_adjust(top=0.92, bottom=0.01, wspace=0.05)
+        for ax, run in zip(np.atleast_1d(frames.subplots(1, len(runs))), runs):
+            if run["frame"] is not None:
+                ax.imshow(run["frame"], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_title(run["frame_title"])
+            ax.axis("off")
+        fig.savefig(path, dpi=80, format="png")
+        plt.close(fig)

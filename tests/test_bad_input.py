@@ -124,6 +124,12 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("evaluate.py", "--run {root}/nowhere", "generator file {root}/nowhere/generator.keras not found"),
     ("evaluate.py", "--samples 5", "argument --samples: must be at least 100"),
     ("evaluate.py", "--run {root}/run --generator {root}/run/generator.keras", "not allowed with argument"),
+    ("compare.py", "{root}/run {root}/nowhere", "{root}/nowhere holds no DCGAN run (no config.json); train one"),
+    ("compare.py", "{root}/run {root}/no_ckpt", "{root}/no_ckpt has no trained epoch to show"),
+    ("compare.py", "{root}/run --out {root}/c.jpg", "--out {root}/c.jpg must end in .png"),
+    ("compare.py", "--out {root}/c.png", "the following arguments are required: runs"),
+    ("compare.py", "a b c d e f g", "7 runs given; at most 6 fit one picture"),
+    ("compare.py", "{root}/run --out {root}/a_file/c.png", "{root}/a_file (for c.png) is a file"),
 ]
 
 

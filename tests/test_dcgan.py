@@ -113,7 +113,7 @@ def test_make_gif_without_frames_is_a_clear_error(tmp_path, capsys):
 def test_frames_are_ordered_by_epoch_number(tmp_path):
     for epoch in (10, 2, 1000, 9):
         (tmp_path / f"epoch_{epoch:04d}.png").touch()
-    assert [p.name for p in make_gif.frames_in_epoch_order(tmp_path)] == [
+    assert [p.name for p in runs.frames_in_epoch_order(tmp_path)] == [
         "epoch_0002.png", "epoch_0009.png", "epoch_0010.png", "epoch_1000.png"]
 
 

@@ -1,0 +1,134 @@
+"""Several runs side by side: their curves on shared axes, their last grids, and the settings that differ.
+
+    python compare.py out runs/kit                  # -> compare.png (--out to name another file)
+    python compare.py runs/lr_*                     # what changing one setting did
+
+The way to learn what a setting does: train twice, changing only it (`--lr`, `--batch`, `--preset`...),
+then compare. compare.png puts the runs' losses, D's accuracies and, where scored, FD on shared axes, one
+colour a run, labelled with what differs between them, and each run's last grid of samples beneath.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import cli
+import runs
+import viz
+
+MAX_RUNS = 6  # a colour and a picture each; more would not read
+# Settings that say how a run was recorded or where, not how it trained: never named as a difference.
+NOT_A_DIFFERENCE = ("system", "data_dir", "keras", "backend_version", "picture_size", "ckpt_every", "eval_every",
+                    "images", "steps_per_epoch")
+FLAGS_FIRST = ("preset", "lr", "batch", "latent", "average_decay", "precision", "epochs", "limit", "seed", "backend")
+
+
+def read_run(folder):
+    """A run folder -> dict(folder, config, steps, history, frame path or None); RunError if it holds no
+    trained epoch."""
+    train_first = cli.command("python", "dcgan.py", "--out", folder)
+    if not runs.is_run(folder):
+        raise runs.RunError(f"{folder} holds no DCGAN run (no config.json); train one with {train_first}")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise runs.RunError(f"{folder / 'config.json'} cannot be read ({e})") from None
+    steps, history = runs.read_steps(folder), runs.read_history(folder)
+    if not steps:  # a run shipped without steps.csv (pretrained/kit): its epochs' means, one point an epoch
+        steps = [dict(row, step=1) for row in history]
+    if not steps:
+        raise runs.RunError(f"{folder} has no trained epoch to show (history.csv, steps.csv); train with "
+                            f"{train_first}")
+    frames = runs.frames_in_epoch_order(folder / "images")
+    return dict(folder=folder, config=config, steps=steps, history=history, frame=frames[-1] if frames else None)
+
+
+def differences(configs):
+    """{setting: [its value in each run]} for the settings that are not the same in every run that records
+    them (a run made before a setting existed does not record it: None)."""
+    keys = [k for k in dict.fromkeys(k for config in configs for k in config) if k not in NOT_A_DIFFERENCE]
+    return {k: [config.get(k) for config in configs] for k in keys
+            if len({json.dumps(config[k]) for config in configs if k in config}) > 1}
+
+
+def first_the_flags(differing):
+    """The differing setting names, those a user sets with a flag first (preset first of all): a preset
+    brings a dozen settings with it, which the preset's name already says."""
+    return sorted(differing, key=lambda k: FLAGS_FIRST.index(k) if k in FLAGS_FIRST else len(FLAGS_FIRST))
+
+
+def label_of(folder, differing, index, widest=60):
+    """The run's folder, and its values of the settings that differ (as many as fit)."""
+    settings = ", ".join(f"{k} {differing[k][index]}" for k in first_the_flags(differing))
+    text = f"{folder}: {settings}" if settings else str(folder)
+    return text if len(text) <= widest else text[:widest - 1] + "…"
+
+
+def summary_rows(found):
+    """One row a run: epochs trained, the last epoch's figures, the best FD, the seconds an epoch took."""
+    rows = []
+    for run in found:
+        last = run["history"][-1] if run["history"] else {}
+        scored = [row for row in run["history"] if row.get("fd") is not None]
+        best = min(scored, key=lambda row: row["fd"]) if scored else None
+        seconds = [row["seconds"] for row in run["history"]]
+        rows.append([str(run["folder"]), run["config"].get("preset", "?"), str(len(run["history"])),
+                     f"{last['d_loss']:.3f}" if last else "-", f"{last['g_loss']:.3f}" if last else "-",
+                     f"{best['fd']:.1f} (epoch {best['epoch']})" if best else "-",
+                     f"{np.median(seconds):.0f}" if seconds else "-"])
+    return rows
+
+
+def print_table(rows, differing):
+    header = ["run", "preset", "epochs", "d_loss", "g_loss", "best FD", "s/epoch"]
+    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+    for row in [header] + rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    if differing:
+        print("they differ in: " + "; ".join(f"{k} ({' / '.join(map(str, differing[k]))})"
+                                             for k in first_the_flags(differing)))
+    else:
+        print("they differ in no setting: only in chance (the seed is the same too), or a run is resumed")
+
+
+def compare(folders, out):
+    found = [read_run(folder) for folder in folders]
+    differing = differences([run["config"] for run in found])
+    runs.check_writable(out.parent, named=f"{out.parent} (for {out.name})")
+    shown = []
+    for index, run in enumerate(found):
+        frame = np.asarray(Image.open(run["frame"]).convert("L")) if run["frame"] else None
+        shown.append(dict(label=label_of(run["folder"], differing, index), steps=run["steps"],
+                          history=run["history"], frame=frame,
+                          frame_title=f"{run['folder']}: {run['frame'].stem}" if frame is not None else "no frame"))
+    names = first_the_flags(differing)
+    what = ", ".join(names[:4]) + (", …" if len(names) > 4 else "") if names else "same settings"
+    runs.replace_atomically(out, lambda path: viz.plot_runs(path, f"{len(found)} runs ({what})", shown))
+    print_table(summary_rows(found), differing)
+    print(f"wrote {out}")
+    return dict(differences=differing, picture=out)
+
+
+def main(argv=None):
+    p = cli.OneLineParser(prog="compare.py", description="Put runs side by side: curves on shared axes, last "
+                                                         "grids, and the settings that differ.")
+    p.add_argument("runs", nargs="+", help=f"run folders written by dcgan.py, 1 to {MAX_RUNS}")
+    p.add_argument("--out", default="compare.png", help="picture to write (default: compare.png, here)")
+    args = p.parse_args(argv)
+    if len(args.runs) > MAX_RUNS:
+        p.error(f"{len(args.runs)} runs given; at most {MAX_RUNS} fit one picture")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        p.error(f"--out {out} must end in .png")
+    try:
+        return compare([Path(folder) for folder in args.runs], out)
+    except runs.RunError as e:
+        cli.fail(str(e))
+    except KeyboardInterrupt:  # the picture is written atomically: the old one, if any, is untouched
+        cli.fail("interrupted; nothing was written", status=130)
+
+
+if __name__ == "__main__":
+    cli.run(main)

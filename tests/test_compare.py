@@ -1,0 +1,46 @@
+"""compare.py: runs side by side, labelled with the settings in which they differ."""
+
+import pytest
+from PIL import Image
+
+import compare
+import dcgan
+
+
+def train(data_dir, out, *flags):
+    dcgan.main(["--epochs", "2", "--batch", "8", "--limit", "32", "--seed", "3", "--eval-every", "0",
+                "--data-dir", str(data_dir), "--out", str(out), *flags])
+    return out
+
+
+@pytest.fixture
+def two_runs(tiny_data, tmp_path):
+    return train(tiny_data, tmp_path / "fast", "--lr", "0.001"), train(tiny_data, tmp_path / "slow", "--lr", "0.0001")
+
+
+def test_two_runs_that_differ_in_lr_are_labelled_by_it(two_runs, tmp_path, capsys):
+    result = compare.main([str(folder) for folder in two_runs] + ["--out", str(tmp_path / "lr.png")])
+    assert result["differences"] == {"lr": [0.001, 0.0001]}  # the same seed, batch, preset: nothing else
+    assert Image.open(tmp_path / "lr.png").size == (6 * 3 * 80, 12 * 80)  # 3 panels of curves: no FD scored
+    printed = capsys.readouterr().out
+    assert "they differ in: lr (0.001 / 0.0001)" in printed
+    assert [line.split()[0] for line in printed.splitlines()[1:3]] == [str(folder) for folder in two_runs]
+
+
+def test_a_run_without_steps_or_frames_is_drawn_from_its_history(two_runs, tmp_path):
+    """As pretrained/kit ships: config.json and history.csv only. Its epochs' means become the curve."""
+    bare = two_runs[1]
+    (bare / "steps.csv").unlink()
+    for frame in (bare / "images").iterdir():
+        frame.unlink()
+    found = compare.read_run(bare)
+    assert [(row["epoch"], row["step"]) for row in found["steps"]] == [(1, 1), (2, 1)] and found["frame"] is None
+    compare.main([str(two_runs[0]), str(bare), "--out", str(tmp_path / "c.png")])
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_settings_missing_from_an_older_run_are_no_difference():
+    older, newer = dict(preset="kit", lr=0.0002), dict(preset="kit", lr=0.0002, processes=1)
+    assert compare.differences([older, newer]) == {}
+    assert compare.differences([older, dict(newer, lr=0.001)]) == {"lr": [0.0002, 0.001]}
+    assert compare.differences([dict(older, data_dir="/a"), dict(older, data_dir="/b")]) == {}  # not training
