@@ -90,7 +90,7 @@ def print_table(rows, differing):
         print("they differ in: " + "; ".join(f"{k} ({' / '.join(map(str, differing[k]))})"
                                              for k in first_the_flags(differing)))
     else:
-        print("they differ in no setting: only in chance (the seed is the same too), or a run is resumed")
+        print("they differ in no setting (on a CPU the same settings and seed train the same run)")
 
 
 def compare(folders, out):

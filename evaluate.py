@@ -154,7 +154,8 @@ def evaluate(args):
     runs.replace_atomically(out, lambda path: path.write_text(json.dumps(report, indent=2) + "\n"))
     train_images, _ = data.load_split("train", data_dir)  # again, for a few of them: 0.4 s, not 47 MB held
     picture = path.parent / "eval.png"
-    # Fair company for the nearest samples: the nearest of as many held-out test images (when there are).
+    # The yardstick for the nearest samples: the nearest of as many held-out test images (of all 10,000 when
+    # more samples were drawn), measured the same way.
     test_subset = np.random.default_rng(args.seed).permutation(len(test_distances))[:args.samples]
     closeness = closeness_grid(images, train_images, closest, neighbours, sample_distances,
                                np.sort(test_distances[test_subset])[:len(closest)])
