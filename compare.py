@@ -45,6 +45,17 @@ def read_run(folder):
     return dict(folder=folder, config=config, steps=steps, history=history, frame=frames[-1] if frames else None)
 
 
+def read_frame(path):
+    """A frame as a grey picture; None when there is none or it cannot be read (a damaged file should not
+    cost the comparison its curves)."""
+    if path is None:
+        return None
+    try:
+        return np.asarray(Image.open(path).convert("L"))
+    except (OSError, ValueError, SyntaxError):  # Pillow's answers to a truncated or garbled PNG
+        return None
+
+
 def differences(configs):
     """{setting: [its value in each run]} for the settings that are not the same in every run that records
     them (a run made before a setting existed does not record it: None)."""
@@ -99,10 +110,14 @@ def compare(folders, out):
     runs.check_writable(out.parent, named=f"{out.parent} (for {out.name})")
     shown = []
     for index, run in enumerate(found):
-        frame = np.asarray(Image.open(run["frame"]).convert("L")) if run["frame"] else None
+        frame, frame_title = read_frame(run["frame"]), f"{run['folder']}: no frame"
+        if frame is not None:
+            frame_title = f"{run['folder']}: {run['frame'].stem}"
+        elif run["frame"]:
+            frame_title = f"{run['folder']}: {run['frame'].name} unreadable"
+            print(f"warning: {run['frame']} cannot be read; {run['folder']} is drawn without it")
         shown.append(dict(label=label_of(run["folder"], differing, index), steps=run["steps"],
-                          history=run["history"], frame=frame,
-                          frame_title=f"{run['folder']}: {run['frame'].stem}" if frame is not None else "no frame"))
+                          history=run["history"], frame=frame, frame_title=frame_title))
     names = first_the_flags(differing)
     what = ", ".join(names[:4]) + (", …" if len(names) > 4 else "") if names else "same settings"
     runs.replace_atomically(out, lambda path: viz.plot_runs(path, f"{len(found)} runs ({what})", shown))

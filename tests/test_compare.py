@@ -39,6 +39,14 @@ def test_a_run_without_steps_or_frames_is_drawn_from_its_history(two_runs, tmp_p
     assert (tmp_path / "c.png").stat().st_size > 0
 
 
+def test_a_damaged_frame_costs_only_its_picture(two_runs, tmp_path, capsys):
+    frame = two_runs[0] / "images" / "epoch_0002.png"
+    frame.write_bytes(frame.read_bytes()[:100])  # cut short, as by a full disk
+    compare.main([str(folder) for folder in two_runs] + ["--out", str(tmp_path / "c.png")])
+    assert f"warning: {frame} cannot be read" in capsys.readouterr().out
+    assert Image.open(tmp_path / "c.png").size == (6 * 3 * 80, 12 * 80)
+
+
 def test_settings_missing_from_an_older_run_are_no_difference():
     older, newer = dict(preset="kit", lr=0.0002), dict(preset="kit", lr=0.0002, processes=1)
     assert compare.differences([older, newer]) == {}
