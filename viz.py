@@ -163,7 +163,7 @@ def plot_bars_beside_picture(path, title, bars, picture):
         for (level, label), style in zip(bars.get("lines", []), ("--", ":", "-.")):
             left.axhline(level, color="grey", linestyle=style, linewidth=2, label=label)
         left.set_xticks(positions, bars["names"], rotation=30, ha="right")
-        tallest = max(max(values) for values in bars["series"].values())
+        tallest = np.nanmax([np.nanmax(values) for values in bars["series"].values()])  # NaN: a class not asked
         left.set(title=bars["title"], ylabel=bars["ylabel"], ylim=(0, 1.3 * tallest))  # room for the legend
         left.legend(loc="upper center", ncol=2)
         left.grid(alpha=0.3, axis="y")
@@ -187,7 +187,6 @@ def plot_runs(path, title, runs):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import MaxNLocator
 
     scored = any(row.get("fd") is not None for run in runs for row in run["history"])

@@ -215,3 +215,13 @@ def test_the_shipped_generator_draws_garments_the_judge_recognises(tmp_path):
     fresh = evaluate.main(["--generator", str(tmp_path / "untrained.keras"), "--noise", "uniform",
                            "--samples", "1000", "--data-dir", str(folder)])["generated"]
     assert fresh["fd"] > 2 * trained["fd"]
+
+
+def test_eval_png_bars_take_a_class_never_asked(tmp_path):
+    """class agreement is NaN for a class with no sample (a small --samples of real images may miss one):
+    the bars are drawn without it, whatever its place, not refused over a NaN axis limit."""
+    nan = float("nan")
+    bars = dict(title="agreement", ylabel="share", names=list("abc"), lines=[],
+                series={"generator": [nan, 0.5, 0.9], "real": [0.9, nan, 0.8]})
+    viz.plot_bars_beside_picture(tmp_path / "e.png", "t", bars, ("p", np.zeros((30, 30), np.uint8), "n"))
+    assert Image.open(tmp_path / "e.png").size == (2000, 1000)
