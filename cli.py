@@ -40,6 +40,13 @@ def silence_stdout():
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def print_columns(header, rows):
+    """A plain-text table: each column as wide as its widest cell, two spaces between columns."""
+    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+    for row in [header] + rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
 def command(*words):
     """A command line to print for the user to copy: paths with spaces or quotes come out quoted."""
     return " ".join(shlex.quote(str(word)) for word in words)

@@ -93,10 +93,7 @@ def summary_rows(found):
 
 
 def print_table(rows, differing):
-    header = ["run", "preset", "epochs", "d_loss", "g_loss", "best FD", "s/epoch"]
-    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-    for row in [header] + rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    cli.print_columns(["run", "preset", "epochs", "d_loss", "g_loss", "best FD", "s/epoch"], rows)
     if differing:
         print("they differ in: " + "; ".join(f"{k} ({' / '.join(map(str, differing[k]))})"
                                              for k in first_the_flags(differing)))

@@ -450,9 +450,7 @@ def print_presets():
                      f"average {preset.average_decay:g}" if preset.average_decay else "as trained",
                      str(preset.batch), str(preset.epochs),
                      "{}x{}".format(*picture_layout(preset, preset.grid)[:2]), preset.system])
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    for row in [header] + rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    cli.print_columns(header, rows)
     return rows
 
 

@@ -102,6 +102,13 @@ def smoothed(values, window):
     return (sums[ends] - sums[starts]) / (ends - starts)
 
 
+def in_epochs(steps):
+    """Per-step rows (epoch, step counting from 1 in its epoch) -> (their places along an axis in epochs,
+    fractional; the trailing-mean window of about a fiftieth of them: system E's habit)."""
+    steps_per_epoch = max((row["step"] for row in steps), default=1)
+    return [row["epoch"] - 1 + row["step"] / steps_per_epoch for row in steps], max(1, len(steps) // 50)
+
+
 def plot_training(steps, history, path, title="DCGAN training"):
     """steps: per-step dicts (epoch, step, d_loss, g_loss, d_acc_real, d_acc_fake; step counts from 1 in its
     epoch), history: per-epoch rows (fd where scored) -> one PNG. Each step is drawn faintly, the trailing
@@ -112,9 +119,7 @@ def plot_training(steps, history, path, title="DCGAN training"):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    steps_per_epoch = max(row["step"] for row in steps) if steps else 1
-    x = [row["epoch"] - 1 + row["step"] / steps_per_epoch for row in steps]  # in epochs, fractional
-    window = max(1, len(steps) // 50)
+    x, window = in_epochs(steps)
     scored = [row for row in history if row.get("fd") not in (None, "")]
     with plt.rc_context({"font.size": 16, "axes.titlesize": 20, "legend.fontsize": 14, "lines.linewidth": 2.5}):
         fig, axes = plt.subplots(1, 3 if scored else 2, figsize=(22 if scored else 15, 6.5))
@@ -196,9 +201,7 @@ def plot_runs(path, title, runs):
         axes = curves.subplots(1, 3 + scored)
         for colour, run in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], runs):
             steps = run["steps"]
-            per_epoch = max((row["step"] for row in steps), default=1)
-            x = [row["epoch"] - 1 + row["step"] / per_epoch for row in steps]
-            window = max(1, len(steps) // 50)
+            x, window = in_epochs(steps)
             for ax, key, style in ((axes[0], "d_loss", "-"), (axes[1], "g_loss", "-"),
                                    (axes[2], "d_acc_real", "-"), (axes[2], "d_acc_fake", "--")):
                 ax.plot(x, smoothed([row[key] for row in steps], window), style, color=colour,
