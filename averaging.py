@@ -95,9 +95,9 @@ def settled_batchnorm(generator, noise_kind, latent, samples=SETTLE_SAMPLES):
 
 
 @contextlib.contextmanager
-def as_shown(generator, average, noise_kind, latent):
+def as_shown(generator, average, noise_kind, latent, settle_samples=SETTLE_SAMPLES):
     """Inside the block G is as its pictures and files show it: the averaged weights (when the run keeps
     an average) with settled BatchNorm; on the way out, as trained again."""
     with (average.swapped_in() if average else contextlib.nullcontext()), \
-            settled_batchnorm(generator, noise_kind, latent):
+            settled_batchnorm(generator, noise_kind, latent, settle_samples):
         yield generator

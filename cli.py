@@ -68,6 +68,20 @@ def int_at_least(minimum, maximum=None):
     return parse
 
 
+def int_at_least_or(word, minimum, maximum=None):
+    """An argparse type like int_at_least that also takes one word, e.g. "auto", returned as it is."""
+    parse_number = int_at_least(minimum, maximum)
+
+    def parse(text):
+        if text == word:
+            return word
+        try:
+            return parse_number(text)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{e} (or {word})") from None
+    return parse
+
+
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 

@@ -7,7 +7,8 @@
 The pattern (the design card's): compile the discriminator D; freeze it inside a stacked
 Sequential([G, D]) called `gan`; then, for every batch, one D.train_on_batch on real + fake images and one
 gan.train_on_batch on fresh noise labelled "real". Every epoch saves a grid of samples from one fixed noise
-batch, so the frames of a run can be compared and stitched into an animation, and a checkpoint.
+batch (a short run, several an epoch), so the frames of a run can be compared and stitched into an
+animation, and a checkpoint.
 
 Everything lands in one run folder (--out, default `out`): see runs.py for the list.
 """
@@ -48,7 +49,16 @@ FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "seed", "limit", "precisio
 MAX_EPOCHS, MAX_BATCH, MAX_LATENT = 10_000, 60_000, 1024
 # What a run measures and saves, with the flags' defaults; config.json records the run's own, which a
 # resumed run keeps unless the flag is given again.
-RUN_HABITS = {"eval_every": 0, "ckpt_every": 1, "picture_size": viz.PICTURE_SIZE}
+RUN_HABITS = {"eval_every": 0, "ckpt_every": 1, "picture_size": viz.PICTURE_SIZE, "frames_per_epoch": "auto"}
+# --frames-per-epoch auto: about this many frames in a whole run, so that make_gif.py animates a one-epoch
+# demo too, but no two closer than this many steps (a tiny run's frames would all look the same) and no
+# more than one an epoch in a run of 10 epochs or more.
+AUTO_FRAMES_PER_RUN, MIN_STEPS_BETWEEN_AUTO_FRAMES = 10, 20
+MAX_FRAMES_PER_EPOCH = 100
+# BatchNorm settled on this many noise vectors for a frame within an epoch, not averaging.SETTLE_SAMPLES'
+# 1,024: 4x faster (legacy's G: 0.2 s against 0.7-0.9 s on a 2-core CPU, most of a frame's cost), and its
+# pictures differ by 0.4 of 255 grey levels on average. The epoch's own frame and every file keep 1,024.
+MID_EPOCH_SETTLE_SAMPLES = 256
 # Where output is not a terminal (a log file, a notebook, CI), tqdm's bar is off and a line of progress is
 # printed at most this often within an epoch, besides the line at each epoch's end.
 LOG_EVERY_SECONDS = 30
@@ -106,10 +116,31 @@ def parse_args(argv=None):
                                       f"to {viz.MAX_PICTURE_SIZE}; each sample pixel becomes a sharp square "
                                       f"(default: {viz.PICTURE_SIZE}, for a projector; --resume keeps the run's "
                                       "own)")
+    p.add_argument("--frames-per-epoch", type=cli.int_at_least_or("auto", 1, MAX_FRAMES_PER_EPOCH), metavar="N|auto",
+                   help=f"pictures of the fixed noise per epoch, 1 to {MAX_FRAMES_PER_EPOCH}, evenly spaced, the "
+                        "last at the epoch's end, so that make_gif.py shows a short run learning step by step "
+                        f"(default: auto = about {AUTO_FRAMES_PER_RUN} in the run, at least "
+                        f"{MIN_STEPS_BETWEEN_AUTO_FRAMES} steps apart: one an epoch from "
+                        f"{AUTO_FRAMES_PER_RUN} epochs on; --resume keeps the run's own)")
     args = p.parse_args(argv)
     if args.resume and args.overwrite:
         p.error("--resume and --overwrite contradict each other; choose one")
     return args
+
+
+def frames_per_epoch(setting, epochs, steps):
+    """--frames-per-epoch as a number: `setting` itself, or for "auto", enough for about
+    AUTO_FRAMES_PER_RUN frames in `epochs` epochs of `steps` steps, at least MIN_STEPS_BETWEEN_AUTO_FRAMES
+    steps apart."""
+    if setting != "auto":
+        return setting
+    wanted = -(-AUTO_FRAMES_PER_RUN // epochs)  # rounded up
+    return max(1, min(wanted, steps // MIN_STEPS_BETWEEN_AUTO_FRAMES))
+
+
+def frame_steps(per_epoch, steps):
+    """After which steps of an epoch its frames are drawn: evenly spaced, the last at the epoch's end."""
+    return sorted({-(-k * steps // per_epoch) for k in range(1, per_epoch + 1)})
 
 
 # ---- training -----------------------------------------------------------------------------------------
@@ -277,6 +308,9 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     config.update(images=len(images), steps_per_epoch=steps, data_dir=str(data_dir), keras=keras.__version__,
                   backend=backend, backend_version=importlib.metadata.version(backend))
     config.pop("tensorflow", None)  # runs made before the kit had backends recorded TensorFlow's version
+    # "auto" stays auto in config.json: a demo run resumed for many more epochs then draws one frame an epoch.
+    per_epoch = frames_per_epoch(config["frames_per_epoch"], config["epochs"], steps)
+    mid_epoch_frames = set(frame_steps(per_epoch, steps)) - {steps}  # the frame at the end is the epoch's own
 
     keras.mixed_precision.set_global_policy(config["precision"])
     keras.utils.set_random_seed(config["seed"])
@@ -342,19 +376,25 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     if scorer:  # its own noise, so scoring never shifts the training stream (exact resume)
         eval_noise = sampling.noise_on_host(config["noise"], judge.QUICK_SAMPLES, config["latent"], seed=1)
 
+    def save_frame(epoch, step):
+        """The grid of the fixed noise after `step` steps of `epoch`; call with G as shown."""
+        rows, cols, row_labels = picture_layout(preset, config["grid"])
+        samples = sampling.draw(generator, keras.ops.convert_to_numpy(run.fixed_noise), preset.pixel_range,
+                                run.fixed_classes)
+        caption = f"epoch {epoch} of {config['epochs']}" + (f", step {step} of {steps}" if step < steps else "")
+        if epoch > 1 or step == steps:  # steps in all, where the caption does not already say
+            caption += f" ({(epoch - 1) * steps + step:,} steps)"
+        runs.replace_atomically(write_to / "images" / runs.frame_name(epoch, step if step < steps else None),
+                                lambda path: viz.save_grid(samples, path, rows, cols, config["picture_size"],
+                                                           caption, row_labels=row_labels))
+
     def save_progress(epoch, step, shuffle_state, sums, seconds, row=None):
         """At an epoch's end (row given): its frame, its scores if due, its history row. Then, when due or
         on Ctrl-C (no row): generator.keras and a checkpoint."""
         due = row is None or epoch % config["ckpt_every"] == 0 or epoch == config["epochs"]
         with averaging.as_shown(generator, average, config["noise"], config["latent"]):  # pictures, files
             if row is not None:
-                rows, cols, row_labels = picture_layout(preset, config["grid"])
-                samples = sampling.draw(generator, keras.ops.convert_to_numpy(run.fixed_noise), preset.pixel_range,
-                                        run.fixed_classes)
-                caption = f"epoch {epoch} of {config['epochs']} ({epoch * steps:,} steps)"
-                runs.replace_atomically(write_to / "images" / runs.FRAME_PATTERN.format(epoch),
-                                        lambda path: viz.save_grid(samples, path, rows, cols, config["picture_size"],
-                                                                   caption, row_labels=row_labels))
+                save_frame(epoch, steps)
                 if scorer and epoch % config["eval_every"] == 0:
                     row.update(scorer(sampling.draw(generator, eval_noise, preset.pixel_range)))
                     if row["fd"] <= min(r["fd"] for r in history + [row] if r.get("fd") not in (None, "")):
@@ -399,6 +439,12 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
                              + "; try a lower --lr", status=EXIT_DIVERGED)
                 if average:
                     average.update()
+                if step + 1 in mid_epoch_frames:  # not counted in the epoch's seconds: they time training
+                    drawing_started = time.perf_counter()
+                    with averaging.as_shown(generator, average, config["noise"], config["latent"],
+                                            MID_EPOCH_SETTLE_SAMPLES):
+                        save_frame(epoch, step + 1)
+                    epoch_started += time.perf_counter() - drawing_started
                 sums += (d_loss, g_loss, acc_real, acc_fake)
                 epoch_step_rows.append(dict(epoch=epoch, step=step + 1, d_loss=float(d_loss), g_loss=float(g_loss),
                                             d_acc_real=float(acc_real), d_acc_fake=float(acc_fake)))

@@ -3,6 +3,7 @@
 Bottom floor of the kit: files only, nothing of GANs.
 
     RUN/config.json  history.csv  steps.csv  images/epoch_NNNN.png  generator.keras  losses.png  dcgan.gif
+        images/epoch_NNNN_step_SSSSSS.png (frames within an epoch, --frames-per-epoch)
         eval.json  eval.png (evaluate.py)  samples.png  walks.png (generate.py)
         checkpoints/ (see checkpoints.py)  .lock (held while a process trains in it)
 """
@@ -22,8 +23,9 @@ RUN_FILES = ["config.json", "history.csv", "steps.csv", "generator.keras", "gene
              "dcgan.gif", "eval.json", "eval.png", "samples.png", "walks.png"]
 CHECKPOINT_FOLDER = "checkpoints"
 RUN_FOLDERS = ["images", CHECKPOINT_FOLDER]  # removed by --overwrite only when nothing else is in them
-FRAME_PATTERN = "epoch_{:04d}.png"
-FRAME_NAME = re.compile(r"epoch_(\d+)\.png$")  # reads FRAME_PATTERN back, past 9999 epochs too
+FRAME_PATTERN = "epoch_{:04d}.png"  # the frame at an epoch's end
+MID_EPOCH_FRAME_PATTERN = "epoch_{:04d}_step_{:06d}.png"  # a frame within the epoch, after that many steps
+FRAME_NAME = re.compile(r"epoch_(\d+)(?:_step_(\d+))?\.png$")  # reads both back, past 9999 epochs too
 CHECKPOINT_PATTERN = "epoch_{:04d}_step_{:06d}"
 CHECKPOINT_NAME = re.compile(r"epoch_(\d{4,})_step_(\d{6,})$")
 UNFINISHED_PREFIXES = (".partial-", ".stale-")  # what the kit writes to, before renaming it into place
@@ -180,9 +182,17 @@ def read_history(out):
     return _read_csv(out / "history.csv", HISTORY_FIELDS)
 
 
+def frame_name(epoch, step=None):
+    """The file name of the frame after `step` steps of `epoch`; step None: at the epoch's end."""
+    return FRAME_PATTERN.format(epoch) if step is None else MID_EPOCH_FRAME_PATTERN.format(epoch, step)
+
+
 def frames_in_epoch_order(images_dir):
-    """The frame files sorted by their epoch number (not by name, so epoch 10000 follows 9999)."""
-    found = [(int(m.group(1)), p) for p in images_dir.glob("epoch_*.png") if (m := FRAME_NAME.search(p.name))]
+    """The frame files in the order they were drawn: by epoch number (not by name, so epoch 10000 follows
+    9999), within an epoch by step, the epoch's end last."""
+    def when(match):
+        return int(match.group(1)), float("inf") if match.group(2) is None else int(match.group(2))
+    found = [(when(m), p) for p in images_dir.glob("epoch_*.png") if (m := FRAME_NAME.fullmatch(p.name))]
     return [p for _, p in sorted(found)]
 
 

@@ -87,6 +87,8 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("dcgan.py", "--seed -1", "argument --seed: must be at least 0"),
     ("dcgan.py", "--preset nope", "argument --preset: invalid choice: 'nope'"),
     ("dcgan.py", "--xla yes", "argument --xla: invalid choice: 'yes'"),
+    ("dcgan.py", "--frames-per-epoch 0", "argument --frames-per-epoch: must be at least 1, got 0 (or auto)"),
+    ("dcgan.py", "--frames-per-epoch all", "argument --frames-per-epoch: expected a whole number, got 'all' (or auto)"),
     ("dcgan.py", "--average-decay 1", "argument --average-decay: must be at least 0 and below 1, got 1"),
     ("bench.py", "--rounds 0", "argument --rounds: must be at least 1, got 0"),
     ("dcgan.py", "--bogus", "unrecognized arguments: --bogus"),

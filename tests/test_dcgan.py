@@ -110,11 +110,42 @@ def test_make_gif_without_frames_is_a_clear_error(tmp_path, capsys):
     assert "no frames" in capsys.readouterr().err
 
 
-def test_frames_are_ordered_by_epoch_number(tmp_path):
-    for epoch in (10, 2, 1000, 9):
-        (tmp_path / f"epoch_{epoch:04d}.png").touch()
+def test_frames_are_ordered_by_epoch_number_and_step(tmp_path):
+    for name in ("epoch_0010.png", "epoch_0002.png", "epoch_1000.png", "epoch_0009.png", "epoch_0009_step_000100.png",
+                 "epoch_0009_step_000020.png", "epoch_0010_step_000020.png", "epoch_0009_sketch.png"):
+        (tmp_path / name).touch()
     assert [p.name for p in runs.frames_in_epoch_order(tmp_path)] == [
-        "epoch_0002.png", "epoch_0009.png", "epoch_0010.png", "epoch_1000.png"]
+        "epoch_0002.png", "epoch_0009_step_000020.png", "epoch_0009_step_000100.png", "epoch_0009.png",
+        "epoch_0010_step_000020.png", "epoch_0010.png", "epoch_1000.png"]
+
+
+def test_auto_frames_animate_a_one_epoch_demo_and_leave_a_long_run_one_an_epoch():
+    assert dcgan.frames_per_epoch("auto", 1, 200) == 10  # the half-minute demo: a frame every 20 steps
+    assert dcgan.frame_steps(10, 200) == list(range(20, 201, 20))
+    assert dcgan.frames_per_epoch("auto", 3, 200) == 4
+    assert dcgan.frames_per_epoch("auto", 10, 1875) == 1  # the used-by command: one an epoch, as always
+    assert dcgan.frames_per_epoch("auto", 1, 30) == 1  # fewer than 20 steps apart would look alike
+    assert dcgan.frames_per_epoch(7, 10, 1875) == 7
+    assert dcgan.frame_steps(3, 4) == [2, 3, 4]
+    assert dcgan.frame_steps(7, 5) == [1, 2, 3, 4, 5]  # more asked than steps: one a step
+
+
+def test_frames_within_an_epoch_go_into_the_gif_and_change_nothing_of_training(tiny_data, tmp_path):
+    train_tiny(tiny_data, tmp_path / "one", "--frames-per-epoch", "1")
+    train_tiny(tiny_data, tmp_path / "three", "--frames-per-epoch", "3")
+    one, three = tmp_path / "one", tmp_path / "three"
+    assert (one / "steps.csv").read_text() == (three / "steps.csv").read_text()
+    assert [p.name for p in runs.frames_in_epoch_order(one / "images")] == ["epoch_0001.png", "epoch_0002.png"]
+    frames = runs.frames_in_epoch_order(three / "images")
+    assert [p.name for p in frames] == [f"epoch_{e:04d}{s}.png" for e in (1, 2)  # 4 steps an epoch
+                                        for s in ("_step_000002", "_step_000003", "")]
+    for name in ("epoch_0001.png", "epoch_0002.png"):  # drawing more often moved nothing in G
+        assert np.array_equal(iio.imread(one / "images" / name), iio.imread(three / "images" / name))
+    pictures = [iio.imread(p) for p in frames]
+    assert all(a.shape == pictures[0].shape and not np.array_equal(a, b) for a, b in zip(pictures, pictures[1:]))
+    assert json.loads((three / "config.json").read_text())["frames_per_epoch"] == 3
+    gif = iio.imread(make_gif.main(["--run", str(three)]), index=None)
+    assert gif.shape[0] == 6 and np.abs(gif[0].astype(int) - gif[2]).mean() > 0
 
 
 def test_real_fashion_mnist_when_installed(tmp_path):

@@ -316,8 +316,10 @@ def test_a_second_process_on_the_same_run_folder_is_refused(slow_data, tmp_path)
 
 def test_overwrite_removes_only_what_the_kit_wrote(tiny_data, tmp_path):
     run = tmp_path / "run"
-    dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
-    mine = [run / "images" / "my_sketch.png", run / "notes.txt", run / "checkpoints" / "keep_me"]
+    dcgan.main(run_args(tiny_data, run, "--epochs", "2", "--frames-per-epoch", "2"))
+    assert (run / "images" / "epoch_0002_step_000002.png").is_file()
+    mine = [run / "images" / "my_sketch.png", run / "images" / "epoch_0001_final.png", run / "notes.txt",
+            run / "checkpoints" / "keep_me"]
     for path in mine:
         path.write_text("precious")
     other_scripts = ["dcgan.gif", "eval.json", "eval.png", "samples.png", "walks.png"]  # the old run's, stale
@@ -326,5 +328,6 @@ def test_overwrite_removes_only_what_the_kit_wrote(tiny_data, tmp_path):
     dcgan.main(run_args(tiny_data, run, "--epochs", "1", "--overwrite"))
     assert all(path.read_text() == "precious" for path in mine)
     assert not any((run / name).exists() for name in other_scripts)
-    assert sorted(p.name for p in (run / "images").iterdir()) == ["epoch_0001.png", "my_sketch.png"]
+    assert sorted(p.name for p in (run / "images").iterdir()) == ["epoch_0001.png", "epoch_0001_final.png",
+                                                                  "my_sketch.png"]
     assert len(history_rows(run)) == 2 and checkpoints.latest(run).name == "epoch_0001_step_000004"
