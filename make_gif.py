@@ -2,6 +2,7 @@
 
     python make_gif.py                 # out/images/epoch_*.png -> out/dcgan.gif
     python make_gif.py --run X --fps 4
+    python make_gif.py --curves        # each frame beside the losses and D's accuracies up to it
 """
 
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 
 import cli
 import runs
+import viz
 
 # A GIF stores each frame's time in hundredths of a second, as a 16-bit number: 50 fps is 2 of them, and
 # 0.1 fps (10 s a frame) is far inside the 655 s it can hold.
@@ -27,7 +29,32 @@ def same_size(pictures):
             for p in pictures]
 
 
-def make_gif(run, fps):
+def training_steps(run):
+    """The run's steps (steps.csv), or for a run without them one point an epoch (history.csv)."""
+    steps = runs.read_steps(run)
+    if not steps:
+        steps = [dict(row, step=1) for row in runs.read_history(run)]
+    if not steps:
+        cli.fail(f"{run} has no steps.csv or history.csv to draw --curves from; drop --curves")
+    return steps
+
+
+def beside_curves(pictures, frames, steps):
+    """Each frame with, on its right, the run's curves up to the step it was drawn at (about 0.5 s a frame: a
+    bar on a terminal, for a long run's hundreds)."""
+    from tqdm import tqdm
+
+    steps_per_epoch = max(row["step"] for row in steps)  # in_epochs's unit: places along the axis in epochs
+    shown = []
+    for picture, frame in tqdm(list(zip(pictures, frames)), desc="curves", unit="frame", leave=False, disable=None):
+        epoch, step = runs.frame_drawn_after(frame)
+        until = epoch - 1 + (steps_per_epoch if step is None else step) / steps_per_epoch
+        grey = picture if picture.ndim == 3 else np.stack([picture] * 3, axis=-1)
+        shown.append(np.concatenate([grey[..., :3], viz.training_so_far(steps, until, grey.shape[0])], axis=1))
+    return shown
+
+
+def make_gif(run, fps, curves=False):
     import imageio.v3 as iio
 
     train_first = cli.command("python", "dcgan.py", "--out", run)
@@ -48,6 +75,8 @@ def make_gif(run, fps):
         except Exception as e:  # imageio raises many types for a damaged file; all mean the same here
             cli.fail(f"frame {path} cannot be read ({type(e).__name__}); delete it or retrain that epoch")
     pictures = same_size(pictures)
+    if curves:
+        pictures = beside_curves(pictures, frames, training_steps(run))
     gif = run / "dcgan.gif"
     # loop=0 repeats forever; the last frame is held a little longer so the final result can be seen.
     durations = [1000 / fps] * (len(pictures) - 1) + [max(1000 / fps, 1500)]
@@ -55,7 +84,7 @@ def make_gif(run, fps):
         durations = durations[0]
     runs.replace_atomically(gif, lambda path: iio.imwrite(path, pictures, extension=".gif", duration=durations,
                                                           loop=0))
-    print(f"wrote {gif} ({len(pictures)} frames)")
+    print(f"wrote {gif} ({len(pictures)} frames{', with curves' if curves else ''})")
     return gif
 
 
@@ -64,9 +93,12 @@ def main(argv=None):
     p.add_argument("--run", default="out", help="run folder written by dcgan.py (default: out)")
     p.add_argument("--fps", type=cli.number_in(MIN_FPS, MAX_FPS), default=2.0,
                    help=f"frames per second, {MIN_FPS:g} to {MAX_FPS:g} (default: 2)")
+    p.add_argument("--curves", action="store_true",
+                   help="beside each frame, D's and G's losses and D's accuracies up to the step it was drawn at "
+                        "(from steps.csv), the rest of the run faint: what the game looked like then")
     args = p.parse_args(argv)
     try:
-        return make_gif(Path(args.run), args.fps)
+        return make_gif(Path(args.run), args.fps, args.curves)
     except KeyboardInterrupt:  # the GIF is written atomically: the old one, if any, is untouched
         cli.fail("interrupted; nothing was written", status=130)
 

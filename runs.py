@@ -187,13 +187,20 @@ def frame_name(epoch, step=None):
     return FRAME_PATTERN.format(epoch) if step is None else MID_EPOCH_FRAME_PATTERN.format(epoch, step)
 
 
+def frame_drawn_after(frame):
+    """(epoch, steps of it done) when a frame file was drawn, read from its name; steps None: at the epoch's
+    end."""
+    match = FRAME_NAME.fullmatch(Path(frame).name)
+    return int(match.group(1)), None if match.group(2) is None else int(match.group(2))
+
+
 def frames_in_epoch_order(images_dir):
     """The frame files in the order they were drawn: by epoch number (not by name, so epoch 10000 follows
     9999), within an epoch by step, the epoch's end last."""
-    def when(match):
-        return int(match.group(1)), float("inf") if match.group(2) is None else int(match.group(2))
-    found = [(when(m), p) for p in images_dir.glob("epoch_*.png") if (m := FRAME_NAME.fullmatch(p.name))]
-    return [p for _, p in sorted(found)]
+    def order(frame):
+        epoch, step = frame_drawn_after(frame)
+        return epoch, float("inf") if step is None else step
+    return sorted((p for p in images_dir.glob("epoch_*.png") if FRAME_NAME.fullmatch(p.name)), key=order)
 
 
 def replace_atomically(path, write):

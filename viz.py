@@ -149,6 +149,42 @@ def plot_training(steps, history, path, title="DCGAN training"):
         plt.close(fig)
 
 
+def training_so_far(steps, until, height):
+    """An RGB picture `height` pixels tall: D's and G's losses (top) and D's accuracies (below) over the
+    whole run, faint, the part up to `until` (a place in epochs, as in_epochs gives) bold, and a line there.
+    Beside a frame drawn at `until`, it shows where in the game between D and G the picture was taken."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, window = in_epochs(steps)
+    x = np.asarray(x)
+    done = x <= until + 1e-9
+    dpi = 100
+    with plt.rc_context({"font.size": 15, "axes.titlesize": 17, "legend.fontsize": 13, "lines.linewidth": 2.5}):
+        fig, axes = plt.subplots(2, 1, figsize=(1.15 * height / dpi, height / dpi), dpi=dpi, sharex=True)
+        panels = [(axes[0], [("d_loss", "D's loss"), ("g_loss", "G's loss")], np.log(2), "losses"),
+                  (axes[1], [("d_acc_real", "D right on real"), ("d_acc_fake", "D right on fake")], 0.5,
+                   "how often D is right")]
+        for ax, curves, guessing, title in panels:
+            for key, label in curves:
+                mean = smoothed([row[key] for row in steps], window)
+                line, = ax.plot(x[done], mean[done], label=label)
+                ax.plot(x, mean, color=line.get_color(), alpha=0.2)  # the rest of the run, to come
+            ax.axhline(guessing, color="grey", linestyle="--", linewidth=1.5)  # where D can only guess
+            ax.axvline(until, color="black", linewidth=1.5)
+            ax.set_title(title)
+            ax.legend(loc="upper left")
+            ax.grid(alpha=0.3)
+        axes[1].set(xlabel="epoch", ylim=(-0.02, 1.15), xlim=(0, max(x.max(), until)))
+        fig.tight_layout()
+        fig.canvas.draw()
+        picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        plt.close(fig)
+    return picture
+
+
 def plot_bars_beside_picture(path, title, bars, picture):
     """One PNG, two panels. Left, grouped bars: `bars` = dict(title, ylabel, names (one per group),
     series ({label: one value per name}), lines ([(level, label)], across)). Right, `picture` = (title,

@@ -67,6 +67,8 @@ def workspace(tmp_path_factory):
     (root / "frames" / "images").mkdir(parents=True)
     (root / "frames" / "images" / "epoch_0001.png").write_bytes(b"\x89PNG broken")
     (root / "not_a_model.keras").write_text("nope")
+    (root / "frames_only" / "images").mkdir(parents=True)
+    shutil.copy(run / "images" / "epoch_0001.png", root / "frames_only" / "images")
     return root
 
 
@@ -121,6 +123,7 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("dcgan.py", "--data-dir {root}/a_file", "data folder {root}/a_file is a file, not a folder"),
     ("make_gif.py", "--run {root}/foreign", "no frames in"),
     ("make_gif.py", "--run {root}/frames", "epoch_0001.png cannot be read"),
+    ("make_gif.py", "--run {root}/frames_only --curves", "has no steps.csv or history.csv to draw --curves from"),
     ("make_gif.py", "--fps 0", "argument --fps: must be from 0.1 to 50, got 0"),
     ("evaluate.py", "--generator {root}/not_a_model.keras", "not_a_model.keras is not a Keras model file"),
     ("evaluate.py", "--run {root}/nowhere", "generator file {root}/nowhere/generator.keras not found"),

@@ -146,6 +146,22 @@ def test_frames_within_an_epoch_go_into_the_gif_and_change_nothing_of_training(t
     assert json.loads((three / "config.json").read_text())["frames_per_epoch"] == 3
     gif = iio.imread(make_gif.main(["--run", str(three)]), index=None)
     assert gif.shape[0] == 6 and np.abs(gif[0].astype(int) - gif[2]).mean() > 0
+    with_curves = iio.imread(make_gif.main(["--run", str(three), "--curves"]), index=None)
+    assert with_curves.shape[:2] == gif.shape[:2] and with_curves.shape[2] > 1.5 * gif.shape[2]
+
+
+def test_curves_beside_a_frame_are_bold_up_to_where_it_was_drawn():
+    steps = [dict(epoch=e, step=s, d_loss=0.5 + 0.2 * np.sin(s), g_loss=2.0 + np.cos(s), d_acc_real=0.8,
+                  d_acc_fake=0.6) for e in (1, 2) for s in range(1, 51)]
+    halfway, at_the_end = (viz.training_so_far(steps, until, 400) for until in (1.0, 2.0))
+    assert halfway.shape == at_the_end.shape and halfway.shape[0] == 400 and halfway.shape[2] == 3
+
+    def rightmost_bold(picture):  # matplotlib's first colour, opaque: D's loss; the rest of the run is faint
+        bold = np.all(np.abs(picture.astype(int) - (31, 119, 180)) < 16, axis=2)
+        return np.nonzero(bold.any(axis=0))[0].max()
+    width = halfway.shape[1]
+    assert rightmost_bold(at_the_end) > 0.8 * width
+    assert 0.3 * width < rightmost_bold(halfway) < rightmost_bold(at_the_end) - 0.25 * width
 
 
 def test_real_fashion_mnist_when_installed(tmp_path):
