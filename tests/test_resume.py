@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import imageio.v3 as iio
 import keras
 import numpy as np
 import pytest
@@ -223,18 +224,24 @@ class StdoutWhoseReaderGoes(io.TextIOBase):
         if self.lines < 0:
             raise BrokenPipeError(32, "Broken pipe")
 
-def test_a_reader_that_goes_mid_epoch_costs_nothing(tiny_data, tmp_path, monkeypatch):
-    run = tmp_path / "run"
+def test_a_reader_that_goes_mid_epoch_costs_nothing_not_even_a_frame(tiny_data, tmp_path, monkeypatch):
+    run, once = tmp_path / "run", tmp_path / "once"
+    every_step = ("--epochs", "2", "--frames-per-epoch", "4")  # 4 steps an epoch: a frame after each
     monkeypatch.setattr(dcgan, "LOG_EVERY_SECONDS", 0)  # a progress line after every step
     monkeypatch.setattr(sys, "stdout", StdoutWhoseReaderGoes(lines=2))  # the first line, its newline
     with pytest.raises(SystemExit) as e:
-        dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
+        dcgan.main(run_args(tiny_data, run, *every_step))
     assert e.value.code == 128 + signal.SIGPIPE
     assert checkpoints._position(checkpoints.latest(run)) == (1, 1)
     monkeypatch.undo()
-    dcgan.main(run_args(tiny_data, run, "--epochs", "2", "--resume"))
+    dcgan.main(run_args(tiny_data, run, *every_step, "--resume"))
     steps = [row.split(",")[:2] for row in (run / "steps.csv").read_text().splitlines()[1:]]
     assert steps == [[str(e), str(s)] for e in (1, 2) for s in range(1, 5)]
+    dcgan.main(run_args(tiny_data, once, *every_step))  # the same run, never interrupted: the same 8 frames
+    frames = runs.frames_in_epoch_order(once / "images")
+    assert [p.name for p in runs.frames_in_epoch_order(run / "images")] == [p.name for p in frames]
+    assert len(frames) == 8 and all(np.array_equal(iio.imread(p), iio.imread(run / "images" / p.name))
+                                    for p in frames)
 
 
 def damage_tensors(checkpoint):
