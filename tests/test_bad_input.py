@@ -133,6 +133,9 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("compare.py", "{root}/run {root}/no_ckpt", "{root}/no_ckpt has no trained epoch to show"),
     ("compare.py", "{root}/run --out {root}/c.jpg", "--out {root}/c.jpg must end in .png"),
     ("compare.py", "--out {root}/c.png", "the following arguments are required: runs"),
+    ("trap.py", "--out {root}/trap.jpg", "--out {root}/trap.jpg must end in .png"),
+    ("trap.py", "--steps 0", "argument --steps: must be at least 1, got 0"),
+    ("trap.py", "--data-dir {root}/missing --out {root}/trap.png", "train-labels-idx1-ubyte.gz: file not found"),
     ("compare.py", "a b c d e f g", "7 runs given; at most 6 fit one picture"),
     ("compare.py", "{root}/run --out {root}/a_file/c.png", "{root}/a_file (for c.png) is a file"),
 ]
