@@ -40,7 +40,7 @@ def training_steps(run):
 
 
 def beside_curves(pictures, frames, steps):
-    """Each frame with, on its right, the run's curves up to the step it was drawn at (about 0.5 s a frame: a
+    """Each frame with, on its right, the run's curves up to the step it was drawn at (under a second a frame: a
     bar on a terminal, for a long run's hundreds)."""
     from tqdm import tqdm
 
