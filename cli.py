@@ -69,11 +69,12 @@ def int_at_least(minimum, maximum=None):
 
 
 def int_at_least_or(word, minimum, maximum=None):
-    """An argparse type like int_at_least that also takes one word, e.g. "auto", returned as it is."""
+    """An argparse type like int_at_least that also takes one word, e.g. "auto" (in any case), returned as
+    `word`."""
     parse_number = int_at_least(minimum, maximum)
 
     def parse(text):
-        if text == word:
+        if text.strip().lower() == word:
             return word
         try:
             return parse_number(text)

@@ -28,9 +28,7 @@ Share = namedtuple("Share", "index count")  # this process's place among the pro
 ONE_PROCESS = Share(0, 1)
 
 
-def parse_count(text):
-    """An argparse type: "all", or a whole number of devices, 1 or more."""
-    return ALL if text.strip().lower() == ALL else cli.positive_int(text)
+parse_count = cli.int_at_least_or(ALL, 1)  # an argparse type: "all", or a whole number of devices, 1 or more
 
 
 def add_flag(parser):
