@@ -44,13 +44,11 @@ def beside_curves(pictures, frames, steps):
     bar on a terminal, for a long run's hundreds)."""
     from tqdm import tqdm
 
-    steps_per_epoch = max(row["step"] for row in steps)  # in_epochs's unit: places along the axis in epochs
     shown = []
     for picture, frame in tqdm(list(zip(pictures, frames)), desc="curves", unit="frame", leave=False, disable=None):
-        epoch, step = runs.frame_drawn_after(frame)
-        until = epoch - 1 + (steps_per_epoch if step is None else step) / steps_per_epoch
         grey = picture if picture.ndim == 3 else np.stack([picture] * 3, axis=-1)
-        shown.append(np.concatenate([grey[..., :3], viz.training_so_far(steps, until, grey.shape[0])], axis=1))
+        curves = viz.training_so_far(steps, runs.frame_drawn_after(frame), grey.shape[0])
+        shown.append(np.concatenate([grey[..., :3], curves], axis=1))
     return shown
 
 

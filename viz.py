@@ -149,10 +149,10 @@ def plot_training(steps, history, path, title="DCGAN training"):
         plt.close(fig)
 
 
-def training_so_far(steps, until, height):
+def training_so_far(steps, drawn_after, height):
     """An RGB picture `height` pixels tall: D's and G's losses (top) and D's accuracies (below) over the
-    whole run, faint, the part up to `until` (a place in epochs, as in_epochs gives) bold, and a line there.
-    Beside a frame drawn at `until`, it shows where in the game between D and G the picture was taken."""
+    whole run, faint, the part up to `drawn_after` = (epoch, steps of it done; None: its end) bold, and a line
+    there. Beside a frame drawn then, it shows where in the game between D and G the picture was taken."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,6 +160,9 @@ def training_so_far(steps, until, height):
 
     x, window = in_epochs(steps)
     x = np.asarray(x)
+    epoch, step = drawn_after
+    steps_per_epoch = max(row["step"] for row in steps)  # in_epochs's unit: places along the axis in epochs
+    until = epoch - 1 + (steps_per_epoch if step is None else step) / steps_per_epoch
     done = x <= until + 1e-9
     dpi = 100
     with plt.rc_context({"font.size": 15, "axes.titlesize": 17, "legend.fontsize": 13, "lines.linewidth": 2.5}):

@@ -153,7 +153,7 @@ def test_frames_within_an_epoch_go_into_the_gif_and_change_nothing_of_training(t
 def test_curves_beside_a_frame_are_bold_up_to_where_it_was_drawn():
     steps = [dict(epoch=e, step=s, d_loss=0.5 + 0.2 * np.sin(s), g_loss=2.0 + np.cos(s), d_acc_real=0.8,
                   d_acc_fake=0.6) for e in (1, 2) for s in range(1, 51)]
-    halfway, at_the_end = (viz.training_so_far(steps, until, 400) for until in (1.0, 2.0))
+    halfway, at_the_end = (viz.training_so_far(steps, drawn_after, 400) for drawn_after in ((1, None), (2, None)))
     assert halfway.shape == at_the_end.shape and halfway.shape[0] == 400 and halfway.shape[2] == 3
 
     def rightmost_bold(picture):  # matplotlib's first colour, opaque: D's loss; the rest of the run is faint
