@@ -97,7 +97,8 @@ def main(argv=None):
                                                        "the kit's way from the same start, and show the difference.")
     p.add_argument("--steps", type=cli.int_at_least(1, 10_000), default=200,
                    help="steps each way, 1 to 10000 (default: 200, about a minute each way on a 2-core CPU)")
-    p.add_argument("--batch", type=cli.int_at_least(1, 1024), default=32, help="real images a step, 1 to 1024 (default: 32)")
+    p.add_argument("--batch", type=cli.int_at_least(1, 1024), default=32,
+                   help="real images a step, 1 to 1024 (default: 32)")
     p.add_argument("--seed", type=cli.seed, default=1, help="the start both ways share, 0 to 2**32 - 1 (default: 1)")
     p.add_argument("--data-dir", help="folder with the Fashion-MNIST files (default: searched as dcgan.py does)")
     p.add_argument("--out", default="trap.png", help="picture to write (default: trap.png, here)")
