@@ -25,9 +25,9 @@ import numpy as np
 
 import runs
 
-FOLDER, NAME, NAME_PATTERN = runs.CHECKPOINT_FOLDER, runs.CHECKPOINT_PATTERN, runs.CHECKPOINT_NAME
+FOLDER, NAME = runs.CHECKPOINT_FOLDER, runs.CHECKPOINT_PATTERN
 TENSORS_FILE = "tensors.npz"
-STATE_FILE = "state.json"   # written last inside the temporary folder: its presence marks a finished write
+STATE_FILE = runs.CHECKPOINT_STATE_FILE  # written last inside the temporary folder: marks a finished write
 OLD_FORMAT_FILE = "tensors.index"  # what tf.train.Checkpoint wrote, before the kit ran on every backend
 RANDOM_GROUP = "random_state"  # the only group that does not cross backends
 KEEP = 3
@@ -56,18 +56,7 @@ def training_state(generator, discriminator, gan, batch_maker, fixed_noise, aver
     return groups
 
 
-def _position(path):
-    m = NAME_PATTERN.match(path.name)
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
-def complete_checkpoints(run_dir):
-    """Finished checkpoints of a run, oldest first."""
-    folder = Path(run_dir) / FOLDER
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.iterdir() if _position(p) and (p / STATE_FILE).is_file()]
-    return sorted(found, key=_position)
+_position, complete_checkpoints = runs.checkpoint_position, runs.complete_checkpoints  # the folder's layout: runs.py
 
 
 def latest(run_dir):

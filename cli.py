@@ -7,7 +7,10 @@ import argparse
 import contextlib
 import os
 import shlex
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -50,6 +53,34 @@ def print_columns(header, rows):
 def command(*words):
     """A command line to print for the user to copy: paths with spaces or quotes come out quoted."""
     return " ".join(shlex.quote(str(word)) for word in words)
+
+
+def run_script(words, log, environment=None):
+    """Run one of the kit's scripts as its own process, as a user would type it (`words`: the script's file
+    name, then its flags): its output shown live and kept in `log`; `environment`: variables to set for it.
+    Returns (exit status, seconds, peak memory in MB, its last line of output)."""
+    command = [sys.executable, str(Path(__file__).resolve().parent / words[0]), *map(str, words[1:])]
+    started = time.perf_counter()
+    with open(log, "w") as kept:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   bufsize=1, env={**os.environ, **(environment or {})})
+        last = ""
+
+        def show_all():
+            nonlocal last
+            for line in process.stdout:
+                sys.stdout.write(line)
+                kept.write(line)
+                last = line.strip() or last
+        try:
+            show_all()
+        except KeyboardInterrupt:  # Ctrl-C reached the script too: show it saving and stopping, then go
+            show_all()
+            process.wait()
+            raise
+        _, status, usage = os.wait4(process.pid, 0)  # wait4: this child's own peak memory, not all children's
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen.wait
+    return process.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024, last
 
 
 def int_at_least(minimum, maximum=None):

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 import cli
 import runs
@@ -43,17 +42,6 @@ def read_run(folder):
                             f"{train_first}")
     frames = runs.frames_in_epoch_order(folder / "images")
     return dict(folder=folder, config=config, steps=steps, history=history, frame=frames[-1] if frames else None)
-
-
-def read_frame(path):
-    """A frame as a grey picture; None when there is none or it cannot be read (a damaged file should not
-    cost the comparison its curves)."""
-    if path is None:
-        return None
-    try:
-        return np.asarray(Image.open(path).convert("L"))
-    except (OSError, ValueError, SyntaxError):  # Pillow's answers to a truncated or garbled PNG
-        return None
 
 
 def differences(configs):
@@ -107,7 +95,7 @@ def compare(folders, out):
     runs.check_writable(out.parent, named=f"{out.parent} (for {out.name})")
     shown = []
     for index, run in enumerate(found):
-        frame, frame_title = read_frame(run["frame"]), f"{run['folder']}: no frame"
+        frame, frame_title = viz.read_grey_picture(run["frame"]), f"{run['folder']}: no frame"
         if frame is not None:
             frame_title = f"{run['folder']}: {run['frame'].stem}"
         elif run["frame"]:

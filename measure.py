@@ -22,17 +22,14 @@ figures are then a smoke test of the machine, not ones to quote.
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import backends
 import cli
 import runs
 
-HERE = Path(__file__).resolve().parent
 BENCHED_PRESETS = ("legacy", "kit")
 # The budget of each step: the full measurement, and --quick's. Each can be changed by its own flag.
 FULL = dict(steps=30, rounds=5, warmup=10, epochs=10, limit=None, samples=10_000)
@@ -53,26 +50,13 @@ def cpu_name(cpuinfo="/proc/cpuinfo"):
 
 
 def run_step(name, words, log, environment=None):
-    """Run one of the kit's scripts as its own process, its output shown live and kept in `log`;
-    `environment`: variables to set for it. Returns (seconds, peak memory in MB). A step that fails stops
-    the measurement with its last line."""
-    command = [sys.executable, str(HERE / words[0]), *words[1:]]
+    """Run one step of the measurement as its own process (cli.run_script). Returns (seconds, peak memory in
+    MB). A step that fails stops the measurement with its last line."""
     print(f"\n== {name}: {cli.command('python', *words)}", flush=True)
-    started = time.perf_counter()
-    with open(log, "w") as kept:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   bufsize=1, env={**os.environ, **(environment or {})})
-        last = ""
-        for line in process.stdout:
-            sys.stdout.write(line)
-            kept.write(line)
-            last = line.strip() or last
-        _, status, usage = os.wait4(process.pid, 0)  # wait4: this child's own peak memory, not all children's
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen.wait
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
+    status, seconds, peak_mb, last = cli.run_script(words, log, environment)
+    if status != 0:
         cli.fail(f"{name} failed ({last}); its whole output is in {log}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, peak_mb
 
 
 def bench_rows(report):

@@ -28,6 +28,7 @@ MID_EPOCH_FRAME_PATTERN = "epoch_{:04d}_step_{:06d}.png"  # a frame within the e
 FRAME_NAME = re.compile(r"epoch_(\d+)(?:_step_(\d+))?\.png$")  # reads both back, past 9999 epochs too
 CHECKPOINT_PATTERN = "epoch_{:04d}_step_{:06d}"
 CHECKPOINT_NAME = re.compile(r"epoch_(\d{4,})_step_(\d{6,})$")
+CHECKPOINT_STATE_FILE = "state.json"  # written last into a checkpoint's temporary folder: marks a finished write
 UNFINISHED_PREFIXES = (".partial-", ".stale-")  # what the kit writes to, before renaming it into place
 LOCK_FILE = ".lock"  # held (flock) by the process training in the folder; holds its PID
 
@@ -201,6 +202,21 @@ def frames_in_epoch_order(images_dir):
         epoch, step = frame_drawn_after(frame)
         return epoch, float("inf") if step is None else step
     return sorted((p for p in images_dir.glob("epoch_*.png") if FRAME_NAME.fullmatch(p.name)), key=order)
+
+
+def checkpoint_position(path):
+    """(epoch, step) of a checkpoint folder, from its name; None for anything else."""
+    m = CHECKPOINT_NAME.match(Path(path).name)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def complete_checkpoints(run_dir):
+    """Finished checkpoints of a run (checkpoints.py writes them), oldest first."""
+    folder = Path(run_dir) / CHECKPOINT_FOLDER
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if checkpoint_position(p) and (p / CHECKPOINT_STATE_FILE).is_file()]
+    return sorted(found, key=checkpoint_position)
 
 
 def replace_atomically(path, write):

@@ -93,6 +93,17 @@ def save_grid(images_uint8, path, rows, cols, size=PICTURE_SIZE, caption=None, c
     Image.fromarray(picture).save(path, format="PNG")
 
 
+def read_grey_picture(path):
+    """A saved picture (a frame) as a grey uint8 array; None when there is none or it cannot be read (a
+    damaged file should cost a figure only its picture)."""
+    if path is None:
+        return None
+    try:
+        return np.asarray(Image.open(path).convert("L"))
+    except (OSError, ValueError, SyntaxError):  # Pillow's answers to a truncated or garbled PNG
+        return None
+
+
 def smoothed(values, window):
     """Trailing mean over the last `window` values (fewer at the start), as long as `values`."""
     values = np.asarray(values, np.float64)
@@ -267,5 +278,51 @@ def plot_runs(path, title, runs):
                 ax.imshow(run["frame"], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             ax.set_title(run["frame_title"])
             ax.axis("off")
+        fig.savefig(path, dpi=80, format="png")
+        plt.close(fig)
+
+
+def plot_sweep(path, title, setting, values, seeds, results):
+    """One setting's values, each trained with several seeds: results = {(value, seed): dict(fd (None if
+    not scored yet), frame (uint8 picture or None))}. Left: each run's FD, one dot a seed, a bar at each
+    value's median; right: every run's last grid, a row a value, a column a seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context({"font.size": 14, "axes.titlesize": 15}):
+        fig = plt.figure(figsize=(7 + 2.6 * len(seeds), max(6.5, 2.8 * len(values) + 1)))
+        scores, grids = fig.subfigures(1, 2, width_ratios=[7, 2.6 * len(seeds)])
+        ax = scores.subplots()
+        for x, value in enumerate(values):
+            scored = [(seed, results[value, seed]["fd"]) for seed in seeds
+                      if results.get((value, seed), {}).get("fd") is not None]
+            fds = [fd for _, fd in scored]
+            for offset, (seed, fd) in zip(np.linspace(-0.15, 0.15, len(scored)) if len(scored) > 1 else [0.0], scored):
+                ax.plot(x + offset, fd, "o", markersize=10, color="C0")
+                ax.annotate(f"{seed}", (x + offset, fd), xytext=(7, 0), textcoords="offset points", va="center",
+                            fontsize=11, color="C0")  # which seed: its pictures are in that column
+            if fds:
+                ax.hlines(np.median(fds), x - 0.25, x + 0.25, color="C1", linewidth=3)
+        ax.set_xticks(range(len(values)), [str(value) for value in values])
+        ax.set_xlim(-0.6, len(values) - 0.4)
+        ax.set(title="FD at the end: a dot a seed (numbered), a bar the median", xlabel=setting, ylabel="FD (lower is better)")
+        ax.grid(alpha=0.3, axis="y")
+        scores.subplots_adjust(left=0.18, right=0.95, top=0.88, bottom=0.12)
+        cells = np.asarray(grids.subplots(len(values), len(seeds), squeeze=False))
+        for row, value in enumerate(values):
+            for column, seed in enumerate(seeds):
+                cell = cells[row, column]
+                frame = results.get((value, seed), {}).get("frame")
+                if frame is not None:
+                    cell.imshow(frame, cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
+                cell.set_xticks([]), cell.set_yticks([])
+                if row == 0:
+                    cell.set_title(f"seed {seed}")
+                if column == 0:
+                    cell.set_ylabel(f"{setting} {value}")
+        grids.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.02, wspace=0.05, hspace=0.08)
+        fig.suptitle(title, fontsize=18)
         fig.savefig(path, dpi=80, format="png")
         plt.close(fig)

@@ -69,6 +69,8 @@ def workspace(tmp_path_factory):
     (root / "not_a_model.keras").write_text("nope")
     (root / "frames_only" / "images").mkdir(parents=True)
     shutil.copy(run / "images" / "epoch_0001.png", root / "frames_only" / "images")
+    (root / "a_sweep").mkdir()
+    (root / "a_sweep" / "sweep.json").write_text('{"setting": "lr", "dcgan_flags": ["--epochs", "1"]}')
     return root
 
 
@@ -138,6 +140,20 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("trap.py", "--data-dir {root}/missing --out {root}/trap.png", "train-labels-idx1-ubyte.gz: file not found"),
     ("compare.py", "a b c d e f g", "7 runs given; at most 6 fit one picture"),
     ("compare.py", "{root}/run --out {root}/a_file/c.png", "{root}/a_file (for c.png) is a file"),
+    ("sweep.py", "speed 1 2", "argument SETTING: invalid choice: 'speed'"),
+    ("sweep.py", "lr 0.001", "1 value(s) of lr given; give 2 to 6"),
+    ("sweep.py", "lr 0.001 fast", "argument --lr: expected a number, got 'fast' (see dcgan.py --help)"),
+    ("sweep.py", "batch 32 0", "argument --batch: must be at least 1, got 0"),
+    ("sweep.py", "lr 0.001 1e-3", "lr 1e-3 is the same as lr 0.001; give each value once"),
+    ("sweep.py", "lr 0.001 0.01 --seed 3", "--seed is set by sweep.py for each run: leave it out"),
+    ("sweep.py", "lr 0.001 0.01 --lr 0.1", "--lr is what this sweep varies: give its values after lr"),
+    ("sweep.py", "lr 0.001 0.01 --seeds 1 1", "--seeds 1 1 names a seed twice"),
+    ("sweep.py", "lr 0.001 0.01 --eval-every 0", "--eval-every 0 leaves the runs unscored"),
+    ("sweep.py", "lr 0.001 0.01 --bogus", "unrecognized arguments: --bogus (see dcgan.py --help)"),
+    ("sweep.py", "lr 0.001 0.01 --out {root}/foreign", "--out {root}/foreign holds files that are not a sweep"),
+    ("sweep.py", "lr 0.001 0.01 --out {root}/a_file", "--out {root}/a_file is a file"),
+    ("sweep.py", "lr 0.001 0.01 --epochs 2 --out {root}/a_sweep",
+     "{root}/a_sweep holds a sweep of lr with the flags --epochs 1; give the same flags"),
 ]
 
 
