@@ -143,6 +143,18 @@ def find_data_dir(data_dir=None, allow_download=True):
     raise DataError(f"Fashion-MNIST not found; looked in: {', '.join(looked)}; {HOW_TO_FIX}")
 
 
+def find_data_dir_before_keras(data_dir=None):
+    """find_data_dir for a script that has not chosen its backend yet, so that a wrong folder is told before
+    a backend's slow import: the folder, or None where only Keras's download could get the data (Keras must
+    be imported on the chosen backend for that: call find_data_dir then)."""
+    try:
+        return find_data_dir(data_dir, allow_download=False)
+    except DataError:
+        if data_dir or os.environ.get(ENV_VAR):  # a folder the user named: its own one-line error
+            raise
+        return None
+
+
 def _download_with_keras():
     # Keras's loader saves the four .gz files into its cache folder; we then parse them ourselves.
     from keras.datasets import fashion_mnist

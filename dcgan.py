@@ -253,9 +253,26 @@ def picture_layout(preset, grid):
     return grid, grid, None
 
 
-def train(args, started):
+def read_data_first(args):
+    """Check the run folder and read the training images before a backend is imported (TensorFlow's import
+    alone takes about 10 s on a 2-core CPU: too long to wait for "data folder does not exist"). Returns
+    (data folder, images, classes), or None where the data is in none of the usual places: then train()
+    downloads it with Keras, once the backend is chosen."""
+    out = Path(args.out)
+    if args.resume:
+        limit = runs.read_config(out).get("limit")  # a folder with no run to resume is refused here
+    else:
+        if (args.process_index or 0) == 0:  # the process that writes the run folder
+            runs.check_new(out, args.overwrite)
+        limit = args.limit
+    data_dir = data.find_data_dir_before_keras(args.data_dir)
+    return (data_dir, *data.load_split("train", data_dir, limit)) if data_dir else None
+
+
+def train(args, started, data_read=None):
     """Check all that can be checked before anything is written, then train with the run folder locked.
-    `started`: time.perf_counter() when the script began, for the closing line's total."""
+    `started`: time.perf_counter() when the script began, for the closing line's total; `data_read`: what
+    read_data_first found, if anything."""
     out = Path(args.out)
     # Before JAX touches a device: a run of several processes starts its distributed runtime first.
     share = devices.start_processes(args.processes, args.process_index, args.coordinator, backends.current())
@@ -267,8 +284,10 @@ def train(args, started):
     config["processes"] = share.count
     if not args.resume and share.index == 0:
         runs.check_new(out, args.overwrite)
-    data_dir = data.find_data_dir(args.data_dir)
-    images, classes = data.load_split("train", data_dir, config["limit"])
+    if data_read is None:  # in none of the usual places before the backend was chosen: downloaded now, by Keras
+        data_dir = data.find_data_dir(args.data_dir)
+        data_read = (data_dir, *data.load_split("train", data_dir, config["limit"]))
+    data_dir, images, classes = data_read
     if config["batch"] > len(images):
         cli.fail(f"--batch {config['batch']} is larger than the {len(images)} training images; lower --batch "
                  "or raise --limit")
@@ -506,8 +525,9 @@ def main(argv=None):
     if args.list_presets:  # a table in presets.py: no backend, no Keras, under a second
         return print_presets()
     try:
+        data_read = read_data_first(args)
         backends.use(args.backend)
-        return train(args, started)
+        return train(args, started, data_read)
     except (data.DataError, runs.RunError) as e:  # runs.RunError includes checkpoints.CheckpointError
         cli.fail(str(e))
     except KeyboardInterrupt:  # before the loop took over Ctrl-C: nothing was trained, nothing is lost

@@ -92,6 +92,8 @@ def main(argv=None):
     backends.add_flag(p)
     args = p.parse_args(argv)
     try:
+        if not args.train_classifier:  # a mistyped --run or --generator, told before the backend's slow import
+            sampling.require_file(sampling.path_from(args))
         backends.use(args.backend)
         import judge  # imports Keras: only now that the backend is chosen
 
@@ -100,7 +102,7 @@ def main(argv=None):
             print(f"saved {judge.MODEL_FILE}: test accuracy {info['test_accuracy']}, sha256 {info['sha256'][:12]}…")
             return info
         return evaluate(args)
-    except (data.DataError, judge.JudgeError, runs.RunError) as e:
+    except (data.DataError, runs.RunError) as e:  # runs.RunError includes judge.JudgeError (judge imports Keras)
         cli.fail(str(e))
     except KeyboardInterrupt:  # eval.json is written atomically, at the end: the old one is untouched
         cli.fail("interrupted; nothing was written", status=130)

@@ -35,8 +35,9 @@ FEATURE_LAYER = "features"
 FEATURE_CACHE = backends.CACHE_DIR / "judge_features"
 
 
-class JudgeError(Exception):
-    """The classifier is missing or damaged; the message is one line that says what to do."""
+class JudgeError(runs.RunError):
+    """The classifier is missing or damaged (a file the kit cannot use as asked, as runs.RunError says of a run
+    folder); the message is one line that says what to do."""
 
 
 def build_classifier():

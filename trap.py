@@ -109,8 +109,11 @@ def main(argv=None):
         p.error(f"--out {out} must end in .png")
     try:
         runs.check_writable(out.parent, named=f"{out.parent} (for {out.name})")
+        data_dir = data.find_data_dir_before_keras(args.data_dir)  # a wrong folder told before the slow import
+        images = data.load_split("train", data_dir)[0] if data_dir else None
         backends.use(args.backend)
-        images, _ = data.load_split("train", data.find_data_dir(args.data_dir))
+        if images is None:  # in none of the usual places: Keras downloads it, now that the backend is chosen
+            images, _ = data.load_split("train", data.find_data_dir(args.data_dir))
         images = data.scale_pixels(images, PRESET.pixel_range)
         results = {}
         for way in WAYS:

@@ -226,3 +226,26 @@ def test_a_reader_that_stops_early_ends_the_script_quietly(tmp_path):
     errors = child.stderr.read()
     assert child.wait() == 141, errors  # 128 + SIGPIPE, as for any tool cut off by `head`
     assert errors == ""
+
+
+def test_the_run_folder_and_the_data_are_refused_before_keras_is_imported(workspace):
+    """TensorFlow's import alone takes about 10 s on a 2-core CPU: a mistyped --data-dir or --out is told
+    before it, in under a second."""
+    probe = "import sys, dcgan\ntry:\n    dcgan.main(sys.argv[1:])\nexcept SystemExit:\n    print('keras' in sys.modules)"
+    for arguments in ("--data-dir {root}/nowhere", "--data-dir {root}/truncated --out {root}/o9",
+                      "--data-dir {root}/good --out {root}/run", "--resume --out {root}/empty_new"):
+        args = [a.format(root=workspace) for a in arguments.split()]
+        result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=ROOT)
+        assert result.stderr.startswith("error: ") and result.stdout.strip() == "False", (arguments, result.stderr)
+
+
+def test_a_backend_that_is_not_one_is_one_line_in_every_script_that_takes_one(workspace):
+    before = every_file(workspace)
+    for script, arguments in (("dcgan.py", "--data-dir {root}/good --out {root}/o10"), ("evaluate.py", "--run {root}/run"),
+                              ("generate.py", "--run {root}/run --out {root}/o11"), ("trap.py", "--data-dir {root}/good"),
+                              ("bench.py", "")):
+        args = [a.format(root=workspace) for a in arguments.split()]
+        result = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
+                                cwd=workspace, env={**os.environ, "KERAS_BACKEND": "theano"})
+        assert_one_line(result, "KERAS_BACKEND=theano is not a backend the kit runs on")
+    assert every_file(workspace) == before
