@@ -39,7 +39,7 @@ MAX_VALUES, MAX_SEEDS = 6, 6  # a row of pictures a value, a column a seed: more
 SET_BY_THE_SWEEP = ("--seed", "--out", "--resume", "--overwrite")
 SWEEP_FILE = "sweep.json"  # the setting and the flags handed to dcgan.py: what every run of the folder shares
 SURE_ENOUGH = 20  # "luck alone does that 1 time in N": from N = 20 on (the usual 5%), no call for more seeds
-CSV_FIELDS = ["value", "seed", "epochs", "fd", "fd_epoch", "classes_covered", "d_loss", "g_loss", "seconds", "run"]
+CSV_FIELDS = ["value", "seed", "epochs", "finished", "fd", "fd_epoch", "classes_covered", "d_loss", "g_loss", "seconds", "run"]
 
 
 def parse_args(argv):
@@ -47,7 +47,7 @@ def parse_args(argv):
         prog="sweep.py", allow_abbrev=False,
         description="Train one setting's values with several seeds each, then show whether what the setting "
                     "did is bigger than the seeds' spread. Flags it does not know go to dcgan.py.",
-        epilog="Example: python sweep.py lr 0.001 0.0002 --epochs 1 --limit 6400 (6 runs, about 4 minutes on a "
+        epilog="Example: python sweep.py lr 0.001 0.0002 --epochs 1 --limit 6400 (6 runs, about 6 minutes on a "
                "2-core CPU), then look at sweeps/lr/sweep.png.")
     p.add_argument("setting", choices=SETTINGS, metavar="SETTING",
                    help=f"the dcgan.py flag to vary, without its dashes: {', '.join(SETTINGS)}")
@@ -141,9 +141,12 @@ def train(folder, words, log):
         return False
     words = words + (["--resume"] if state == "resume" else ["--overwrite"] if folder.exists() else [])
     print(f"\n== {folder.name}: {cli.command('python', *words)}", flush=True)
-    status, seconds, _, last = cli.run_script(words, log)
-    if status == dcgan.EXIT_INTERRUPTED or status in (-2, 143):
+    status, _, _, last = cli.run_script(words, log)
+    if status in (dcgan.EXIT_INTERRUPTED, 129, 143) or status < 0:  # Ctrl-C, a hangup, a kill: it resumes later
         raise KeyboardInterrupt
+    if status == dcgan.EXIT_DIVERGED:  # a result too (an lr too high): the other runs still answer the question
+        print(f"== {folder.name} diverged; its last good checkpoint is kept, and the sweep goes on without it")
+        return True
     if status != 0:
         cli.fail(f"the run {folder} failed ({last}); its output is in {log}. Mend it and run the same command: "
                  "finished runs are kept", status=1)
@@ -151,15 +154,16 @@ def train(folder, words, log):
 
 
 def result_of(folder):
-    """A finished or part-trained run's figures at its last epoch (FD: its last scored epoch's), and its last
-    frame; None when it has not finished an epoch."""
+    """A run's figures at its last epoch (FD: its last scored epoch's), its last frame, and whether it trained
+    all its epochs (one stopped part-way, or diverged, is shown but not compared); None before its first
+    epoch's end."""
     history = runs.read_history(folder) if runs.is_run(folder) else []
     if not history:
         return None
     last, scored = history[-1], [row for row in history if row.get("fd") is not None]
     frames = runs.frames_in_epoch_order(folder / "images")
-    return dict(epochs=last["epoch"], fd=scored[-1]["fd"] if scored else None,
-                fd_epoch=scored[-1]["epoch"] if scored else None,
+    return dict(epochs=last["epoch"], finished=last["epoch"] >= runs.read_config(folder).get("epochs", 0),
+                fd=scored[-1]["fd"] if scored else None, fd_epoch=scored[-1]["epoch"] if scored else None,
                 classes_covered=scored[-1]["classes_covered"] if scored else None,
                 d_loss=last["d_loss"], g_loss=last["g_loss"], seconds=sum(row["seconds"] for row in history),
                 run=str(folder), frame=viz.read_grey_picture(frames[-1]) if frames else None)
@@ -211,12 +215,14 @@ def summarize(args, planned):
     title = f"{args.setting}: {', '.join(args.values)}; seeds {' '.join(map(str, args.seeds))}"
     if args.dcgan_flags:
         title += f"   ({' '.join(args.dcgan_flags)})"
+    shown = {key: dict(found, fd=found["fd"] if found["finished"] else None) for key, found in results.items()}
     runs.replace_atomically(args.out / "sweep.png", lambda path: viz.plot_sweep(
-        path, title, args.setting, args.values, args.seeds, results))
-    fds_by_value = {value: [results[value, seed]["fd"] for seed in args.seeds
-                            if (value, seed) in results and results[value, seed]["fd"] is not None]
+        path, title, args.setting, args.values, args.seeds, shown))
+    compared = {key: found for key, found in results.items() if found["finished"] and found["fd"] is not None}
+    fds_by_value = {value: [compared[value, seed]["fd"] for seed in args.seeds if (value, seed) in compared]
                     for value in args.values}
-    rows = [[value, str(seed), str(found["epochs"]), "-" if found["fd"] is None else f"{found['fd']:.1f}",
+    rows = [[value, str(seed), str(found["epochs"]) + ("" if found["finished"] else " (unfinished)"),
+             "-" if found["fd"] is None else f"{found['fd']:.1f}",
              str(found["classes_covered"] or "-"), f"{found['seconds']:.0f}"]
             for (value, seed), found in sorted(results.items(), key=lambda item: (args.values.index(item[0][0]),
                                                                                   args.seeds.index(item[0][1])))]
@@ -231,11 +237,13 @@ def main(argv=None):
         for _, _, folder, words in planned:
             if train(folder, words, args.out / "logs" / f"{folder.name}.log"):
                 summarize(args, planned)  # so that a sweep stopped part-way shows what it has
+        rows, lines = summarize(args, planned)
     except KeyboardInterrupt:
         summarize(args, planned)
         cli.fail(f"interrupted; what finished is in {args.out}, and the same command goes on from there",
                  status=dcgan.EXIT_INTERRUPTED)
-    rows, lines = summarize(args, planned)
+    except runs.RunError as e:  # a run's config.json or history.csv that cannot be read
+        cli.fail(str(e))
     print()
     cli.print_columns([args.setting, "seed", "epochs", "FD", "classes", "seconds"], rows)
     print("\n".join(lines))

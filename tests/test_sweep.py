@@ -5,6 +5,7 @@ import csv
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -79,3 +80,27 @@ def test_a_run_is_resumed_only_from_a_checkpoint_and_kept_once_its_epochs_are_do
     header = ",".join(sweep.runs.HISTORY_FIELDS)
     (run / "history.csv").write_text(f"{header}\n1,0.5,1.0,0.5,0.5,3.0,,\n2,0.5,1.0,0.5,0.5,3.0,,\n")
     assert sweep.state_of(run) == "done"
+
+
+def fake_run(folder, epochs_asked, fds):
+    """A run folder as dcgan.py leaves it, without the training: config.json and one history row an epoch."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(f'{{"epochs": {epochs_asked}}}')
+    rows = [f"{epoch},0.5,1.0,0.5,0.5,3.0,{fd},6" for epoch, fd in enumerate(fds, 1)]
+    (folder / "history.csv").write_text(",".join(sweep.runs.HISTORY_FIELDS) + "\n" + "\n".join(rows) + "\n")
+
+
+def test_a_run_stopped_part_way_is_shown_but_not_compared(tmp_path):
+    """Its FD is of an earlier epoch than the others': an interrupted or diverged run would skew the verdict."""
+    args = SimpleNamespace(out=tmp_path, setting="lr", values=["0.1", "0.2"], seeds=[1, 2], dcgan_flags=[])
+    planned = [(value, seed, tmp_path / f"lr_{value}_seed_{seed}", []) for seed in (1, 2) for value in ("0.1", "0.2")]
+    fake_run(planned[0][2], 2, [500.0, 400.0])
+    fake_run(planned[1][2], 2, [500.0, 450.0])
+    fake_run(planned[2][2], 2, [500.0, 410.0])
+    fake_run(planned[3][2], 2, [100.0])  # lr 0.2, seed 2: one epoch of two, its FD far lower
+    rows, lines = sweep.summarize(args, planned)
+    assert ["0.2", "2", "1 (unfinished)", "100.0"] == rows[3][:4]
+    assert lines[0] == "lowest median FD: lr 0.1 (405.0 over 2 seed(s))"
+    assert "one seed for some value" in lines[1]  # lr 0.2 has one finished run, not two
+    with open(tmp_path / "sweep.csv") as f:
+        assert [row["finished"] for row in csv.DictReader(f)] == ["True", "True", "True", "False"]
