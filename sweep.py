@@ -133,14 +133,14 @@ def state_of(folder):
     return "resume" if runs.complete_checkpoints(folder) else "new"
 
 
-def train(folder, words, log):
-    """Train one run of the sweep, unless it is done; True when it trained."""
+def train(folder, words, log, place):
+    """Train one run of the sweep, unless it is done; True when it trained. `place`: "run 3 of 6"."""
     state = state_of(folder)
     if state == "done":
-        print(f"== {folder.name}: trained already, kept")
+        print(f"== {place}, {folder.name}: trained already, kept")
         return False
     words = words + (["--resume"] if state == "resume" else ["--overwrite"] if folder.exists() else [])
-    print(f"\n== {folder.name}: {cli.command('python', *words)}", flush=True)
+    print(f"\n== {place}, {folder.name}: {cli.command('python', *words)}", flush=True)
     status, _, _, last = cli.run_script(words, log)
     if status in (dcgan.EXIT_INTERRUPTED, 129, 143) or status < 0:  # Ctrl-C, a hangup, a kill: it resumes later
         raise KeyboardInterrupt
@@ -234,8 +234,10 @@ def main(argv=None):
     planned = planned_runs(args)
     claim_folder(args)
     try:
-        for _, _, folder, words in planned:
-            if train(folder, words, args.out / "logs" / f"{folder.name}.log"):
+        print(f"{len(planned)} runs ({args.setting} {', '.join(args.values)}; seeds {' '.join(map(str, args.seeds))}) "
+              f"into {args.out}", flush=True)
+        for number, (_, _, folder, words) in enumerate(planned, 1):
+            if train(folder, words, args.out / "logs" / f"{folder.name}.log", f"run {number} of {len(planned)}"):
                 summarize(args, planned)  # so that a sweep stopped part-way shows what it has
         rows, lines = summarize(args, planned)
     except KeyboardInterrupt:

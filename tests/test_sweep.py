@@ -43,6 +43,7 @@ def test_a_sweep_trains_each_value_then_grows_keeping_what_it_trained(tiny_data,
                       "--out", str(out), cwd=tmp_path)  # one value more: one run more
     assert grown.returncode == 0, grown.stdout[-2000:] + grown.stderr
     assert grown.stdout.count("trained already, kept") == 2 and grown.stdout.count("python dcgan.py") == 1
+    assert "== run 3 of 3, lr_0.01_seed_3: python dcgan.py --lr 0.01 --seed 3" in grown.stdout
     assert {path: path.stat().st_mtime_ns for path in kept} == kept
     assert rows(out) == [("0.001", 3, True), ("0.0001", 3, True), ("0.01", 3, True)]
     assert grown.stdout.splitlines()[-1] == f"wrote {out / 'sweep.png'} and {out / 'sweep.csv'}"
