@@ -8,6 +8,7 @@ differ (finding a GPU, what XLA and bfloat16 cost), one function here says so.
 """
 
 import importlib.util
+import logging
 import os
 import sys
 from pathlib import Path
@@ -69,6 +70,10 @@ def use(requested=None):
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     with cli.quiet_tensorflow():  # TensorFlow's C++ start-up notes; harmless on the other backends
         import keras  # noqa: F401
+    if name == "torch":
+        # torch.compile (--xla on) logs a page of traceback as a warning when it cannot compile a backward pass
+        # ahead of time, then raises the same error when the pass runs: compiler_failure makes that one line.
+        logging.getLogger("torch._functorch._aot_autograd.graph_compile").setLevel(logging.ERROR)
     if name != "tensorflow":
         # Keras 3.15 imports TensorFlow wherever it is installed just to ask whether it is (set_random_seed
         # seeds it for tf.data, saving checks for tf.TensorShape): seconds and memory the kit never uses.
@@ -219,3 +224,15 @@ XLA_HELP = ("compile the train steps with XLA (default: auto = Keras's choice pe
 def jit_compile_setting(xla):
     """--xla auto|on|off -> the jit_compile argument of Keras's compile()."""
     return {"auto": "auto", "on": True, "off": False}[xla]
+
+
+def compiler_failure(error):
+    """One line for an error raised inside a backend's compiler, not by the kit's code; None for any other
+    error. PyTorch 2.13's torch.compile (what --xla on asks for under PyTorch) fails on the kit's step on a
+    CPU with "LoweringException: ValueRangeError: Invalid ranges [0:-1]" while lowering a convolution, a
+    regression of 2.13 (pytorch/pytorch#188422); it would otherwise end the run with a page of traceback."""
+    module = type(error).__module__
+    if not module.startswith(("torch._inductor", "torch._dynamo")):
+        return None
+    first = (str(error).strip().splitlines() or [""])[0][:160]
+    return f"{current()}'s compiler failed on a train step ({type(error).__name__}: {first}); run without --xla on"

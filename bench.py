@@ -296,7 +296,12 @@ def main(argv=None):
     device = backends.describe_device()
     print(f"preset {preset.name}, batch {batch}, {args.rounds} rounds of {args.steps} steps after "
           f"{args.warmup} warm-up, with {device}")
-    results = measure(loops, batch, args.steps, args.warmup, args.rounds)
+    try:
+        results = measure(loops, batch, args.steps, args.warmup, args.rounds)
+    except Exception as e:
+        if (failed := backends.compiler_failure(e)) is None:
+            raise
+        cli.fail(failed, status=1)
     print(f"{'loop':21} {'images/s':>9} {'slowest-fastest':>16} {'ms/step':>8} {'s/epoch':>8} {'main thread':>12}")
     for r in results:
         print(f"{r['loop']:21} {r['images_per_s']:9.0f} {r['slowest']:>8.0f}-{r['fastest']:<7.0f} "

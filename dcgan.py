@@ -530,6 +530,10 @@ def main(argv=None):
         return train(args, started, data_read)
     except (data.DataError, runs.RunError) as e:  # runs.RunError includes checkpoints.CheckpointError
         cli.fail(str(e))
+    except Exception as e:
+        if (failed := backends.compiler_failure(e)) is None:
+            raise
+        cli.fail(f"{failed} (the run stopped there; a checkpoint written before it is kept)", status=1)
     except KeyboardInterrupt:  # before the loop took over Ctrl-C: nothing was trained, nothing is lost
         cli.fail("interrupted before training started; nothing to save", status=EXIT_INTERRUPTED)
 

@@ -25,10 +25,14 @@ def test_bench_times_both_loops_and_reports_the_ratio(capsys):
         assert 0 <= calls["rest"] < calls["D"] + calls["GAN"]  # the rest: Python between the calls
 
 
-def test_xla_is_keras_auto_unless_asked_for(built_gans):
+def test_xla_is_keras_auto_unless_asked_for(built_gans, capsys):
     common = ["--fast", "--precision", "float32", "--steps", "1", "--rounds", "1", "--warmup", "1", "--batch", "4"]
     assert [r["loop"] for r in bench.main(common)] == ["fast"]
-    assert [r["loop"] for r in bench.main(common + ["--xla"])] == ["fast xla"]
+    try:
+        assert [r["loop"] for r in bench.main(common + ["--xla"])] == ["fast xla"]
+    except SystemExit as e:  # PyTorch 2.13's torch.compile fails on the step: one line (backends.compiler_failure)
+        assert keras.backend.backend() == "torch" and e.code == 1
+        assert "torch's compiler failed on a train step" in capsys.readouterr().err
     (plain_d, plain_gan), (xla_d, xla_gan) = built_gans
     auto_compiles = keras.backend.backend() == "jax"  # Keras's "auto" on a CPU: only JAX compiles with XLA
     assert plain_d.jit_compile == plain_gan.jit_compile == auto_compiles

@@ -251,3 +251,30 @@ def test_an_interrupted_gif_write_keeps_the_old_gif(tmp_path, monkeypatch, capsy
         make_gif.main(["--run", str(tmp_path), "--fps", "4"])
     assert e.value.code == 130 and "interrupted; nothing was written" in capsys.readouterr().err
     assert gif.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["dcgan.gif", "images"]
+
+
+# What torch.compile raises on the kit's step in PyTorch 2.13 (--xla on under PyTorch), made here on any backend.
+InductorError = type("InductorError", (RuntimeError,), {"__module__": "torch._inductor.exc"})
+
+
+def test_a_failure_of_the_backends_compiler_ends_the_run_in_one_line(tiny_data, tmp_path, monkeypatch, capsys):
+    import backends
+    import models
+
+    assert backends.compiler_failure(ValueError("the kit's own bug")) is None  # those keep their traceback
+    first_step_then_fail = iter([False])
+
+    def compile_fails_at_the_second_step(*args):
+        if next(first_step_then_fail, True):
+            raise InductorError("LoweringException: ValueRangeError: Invalid ranges [0:-1]\n  target: aten.convolution")
+        return real_step(*args)
+
+    real_step = models.train_generator
+    monkeypatch.setattr(models, "train_generator", compile_fails_at_the_second_step)
+    with pytest.raises(SystemExit) as e:
+        train_tiny(tiny_data, tmp_path / "run")
+    assert e.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {backends.current()}'s compiler failed on a train step (InductorError: LoweringException: "
+        "ValueRangeError: Invalid ranges [0:-1]); run without --xla on (the run stopped there; a checkpoint "
+        "written before it is kept)"]
