@@ -282,8 +282,6 @@ def train(args, started, data_read=None):
     # Per invocation, not kept by --resume: a run may go on with another number of devices (or machine).
     config["devices"] = devices.resolve(args.devices, backends.current(), config["batch"], share)
     config["processes"] = share.count
-    if not args.resume and share.index == 0:
-        runs.check_new(out, args.overwrite)
     if data_read is None:  # in none of the usual places before the backend was chosen: downloaded now, by Keras
         data_dir = data.find_data_dir(args.data_dir)
         data_read = (data_dir, *data.load_split("train", data_dir, config["limit"]))
