@@ -128,11 +128,25 @@ def test_a_damaged_generator_file_is_made_again_from_the_checkpoint_at_resume(ti
         np.testing.assert_array_equal(a, b)
 
 
-def start_training(data_dir, out, epochs, *extra):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, str(ROOT / "dcgan.py"), "--epochs", str(epochs), "--batch", "8",
-                             "--seed", "1", "--data-dir", str(data_dir), "--out", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+@pytest.fixture
+def start_training():
+    """Starts `python dcgan.py` as its own process, tiny batches, seed 1. Whatever is still running when the
+    test ends (it failed part-way) is killed, so a failed test leaves nothing training behind it."""
+    started = []
+
+    def start(data_dir, out, epochs, *extra):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        started.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "dcgan.py"), "--epochs", str(epochs), "--batch", "8", "--seed", "1",
+             "--data-dir", str(data_dir), "--out", str(out), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 def wait_for_checkpoint(run, process, timeout=120):
@@ -141,7 +155,10 @@ def wait_for_checkpoint(run, process, timeout=120):
         if checkpoints.latest(run):
             return
         time.sleep(0.2)
-    raise AssertionError("no checkpoint appeared")
+    if process.poll() is not None:  # it ended before its first checkpoint: say how
+        ended = f"dcgan.py ended ({process.returncode}) with no checkpoint"
+        raise AssertionError(f"{ended}: {process.stderr.read()[-2000:]}")
+    raise AssertionError(f"no checkpoint in {timeout} s (a CPU too busy?)")
 
 
 @pytest.fixture
@@ -149,7 +166,7 @@ def slow_data(tmp_path):
     return write_fake_fashion_mnist(tmp_path / "bigger", n_train=1600)  # 200 steps an epoch: time to kill
 
 
-def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(slow_data, tmp_path):
+def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(slow_data, tmp_path, start_training):
     run = tmp_path / "run"
     process = start_training(slow_data, run, epochs=2)
     wait_for_checkpoint(run, process)
@@ -163,7 +180,7 @@ def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(slow_data, tmp_path)
 
 @pytest.mark.parametrize("stop, status", [(signal.SIGINT, dcgan.EXIT_INTERRUPTED), (signal.SIGTERM, 143),
                                           (signal.SIGHUP, 129)])
-def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path, stop, status):
+def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path, stop, status, start_training):
     run = tmp_path / "run"
     process = start_training(slow_data, run, epochs=2)
     wait_for_checkpoint(run, process)
@@ -180,7 +197,7 @@ def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path
     assert steps == [[str(e), str(s)] for e in (1, 2) for s in range(1, 201)]  # the steps before Ctrl-C too
 
 
-def test_a_hangup_with_the_terminal_gone_still_saves_a_checkpoint(slow_data, tmp_path):
+def test_a_hangup_with_the_terminal_gone_still_saves_a_checkpoint(slow_data, tmp_path, start_training):
     """An SSH session that drops: SIGHUP, and the terminal is gone, so every write fails. The epoch's steps
     so far are saved before anything is written, and the run resumes from them."""
     run = tmp_path / "run"
@@ -197,7 +214,7 @@ def test_a_hangup_with_the_terminal_gone_still_saves_a_checkpoint(slow_data, tmp
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2"]
 
 
-def test_a_reader_that_goes_at_an_epoch_s_end_costs_nothing(slow_data, tmp_path):
+def test_a_reader_that_goes_at_an_epoch_s_end_costs_nothing(slow_data, tmp_path, start_training):
     """`python dcgan.py --ckpt-every 3 | head -1`: the reader goes after the first line, so the line at epoch 1's
     end fails, with no checkpoint due until epoch 3. Epoch 1 is saved all the same (at epoch 2's first step)."""
     run = tmp_path / "run"
@@ -306,7 +323,7 @@ def test_a_finished_run_or_fewer_epochs_is_one_line_and_changes_nothing(tiny_dat
     assert (run / "config.json").read_text() == config
 
 
-def test_a_second_process_on_the_same_run_folder_is_refused(slow_data, tmp_path):
+def test_a_second_process_on_the_same_run_folder_is_refused(slow_data, tmp_path, start_training):
     run = tmp_path / "run"
     first = start_training(slow_data, run, epochs=50)  # still training when the second one asks
     wait_for_checkpoint(run, first)
