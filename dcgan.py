@@ -377,6 +377,11 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
             epoch_step_rows = state.get("step_rows", [])
         step_rows = runs.read_steps(out, before_epoch=epoch)
         print(f"resuming {out} at epoch {epoch}, step {first_step} (checkpoint {last.name})")
+        if diverged := runs.read_diverged(out):  # the record is of the last try; this one writes its own
+            print(f"note: its last training stopped on a {diverged['loss']} loss at epoch {diverged['epoch']}, step "
+                  f"{diverged['step']}; resuming repeats the same steps, so it will most likely stop there again "
+                  "(a lower --lr is a new run, in another --out)")
+            (write_to / runs.DIVERGED_FILE).unlink(missing_ok=True)
         if state.get("backend", "tensorflow") != backend:
             print(f"it was written under {state.get('backend', 'tensorflow')} and goes on under {backend}: weights, "
                   "optimizer moments, average, history and frames carry over; the random streams (noise, "
@@ -450,6 +455,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
                 if not np.isfinite(d_loss + g_loss):
                     bar.close()
                     kept = checkpoints.latest(write_to)
+                    runs.write_diverged(write_to, epoch, step + 1, d_loss if not np.isfinite(d_loss) else g_loss)
                     cli.fail(f"loss became {d_loss if not np.isfinite(d_loss) else g_loss} at epoch {epoch}, "
                              f"step {step + 1}; training stopped. Kept: "
                              + (f"checkpoint {kept.name} and its generator.keras" if kept else "nothing yet")

@@ -6,6 +6,7 @@ Bottom floor of the kit: files only, nothing of GANs.
         images/epoch_NNNN_step_SSSSSS.png (frames within an epoch, --frames-per-epoch)
         eval.json  eval.png (evaluate.py)  samples.png  walks.png (generate.py)
         checkpoints/ (see checkpoints.py)  .lock (held while a process trains in it)
+        diverged.json (where its last training stopped on a NaN loss)
 """
 
 import contextlib
@@ -20,7 +21,8 @@ from pathlib import Path
 HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds", "fd", "classes_covered"]
 STEP_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake"]  # steps.csv: one row a step
 RUN_FILES = ["config.json", "history.csv", "steps.csv", "generator.keras", "generator_best.keras", "losses.png",
-             "dcgan.gif", "eval.json", "eval.png", "samples.png", "walks.png"]
+             "dcgan.gif", "eval.json", "eval.png", "samples.png", "walks.png", "diverged.json"]
+DIVERGED_FILE = "diverged.json"
 CHECKPOINT_FOLDER = "checkpoints"
 RUN_FOLDERS = ["images", CHECKPOINT_FOLDER]  # removed by --overwrite only when nothing else is in them
 FRAME_PATTERN = "epoch_{:04d}.png"  # the frame at an epoch's end
@@ -176,6 +178,25 @@ def read_steps(out, before_epoch=float("inf")):
     """The rows of steps.csv of epochs before `before_epoch` ([] when there is no such file, or it cannot be
     read: the curves then start later, nothing else depends on them)."""
     return [row for row in _read_csv(out / "steps.csv", STEP_FIELDS) if row["epoch"] < before_epoch]
+
+
+def write_diverged(out, epoch, step, loss):
+    """Record that training stopped on a non-finite loss there: resuming repeats the same steps exactly, so a
+    rerun (by hand, or by sweep.py) can know it will most likely stop there again."""
+    record = dict(epoch=epoch, step=step, loss=str(loss))
+    replace_atomically(out / DIVERGED_FILE, lambda path: path.write_text(json.dumps(record) + "\n"))
+
+
+def read_diverged(out):
+    """Where the run's last training diverged ({epoch, step, loss}), or None if it did not. A record that
+    cannot be read still says it diverged, somewhere unknown."""
+    path = out / DIVERGED_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return dict(epoch="?", step="?", loss="?")
 
 
 def read_history(out):

@@ -39,7 +39,8 @@ MAX_VALUES, MAX_SEEDS = 6, 6  # a row of pictures a value, a column a seed: more
 SET_BY_THE_SWEEP = ("--seed", "--out", "--resume", "--overwrite")
 SWEEP_FILE = "sweep.json"  # the setting and the flags handed to dcgan.py: what every run of the folder shares
 SURE_ENOUGH = 20  # "luck alone does that 1 time in N": from N = 20 on (the usual 5%), no call for more seeds
-CSV_FIELDS = ["value", "seed", "epochs", "finished", "fd", "fd_epoch", "classes_covered", "d_loss", "g_loss", "seconds", "run"]
+CSV_FIELDS = ["value", "seed", "epochs", "finished", "diverged", "fd", "fd_epoch", "classes_covered", "d_loss",
+              "g_loss", "seconds", "run"]
 
 
 def parse_args(argv):
@@ -124,9 +125,12 @@ def claim_folder(args):
 
 
 def state_of(folder):
-    """'done', 'resume' (trained part-way, a checkpoint kept) or 'new' (nothing trained worth keeping)."""
+    """'done', 'diverged' (stopped on a NaN loss: resuming would repeat the same steps, so it is kept as it is),
+    'resume' (trained part-way, a checkpoint kept) or 'new' (nothing trained worth keeping)."""
     if not runs.is_run(folder):
         return "new"
+    if runs.read_diverged(folder):
+        return "diverged"
     history, config = runs.read_history(folder), runs.read_config(folder)
     if config.get("epochs") and len(history) >= config["epochs"]:
         return "done"
@@ -138,6 +142,10 @@ def train(folder, words, log, place):
     state = state_of(folder)
     if state == "done":
         print(f"== {place}, {folder.name}: trained already, kept")
+        return False
+    if state == "diverged":
+        print(f"== {place}, {folder.name}: diverged before, kept as it is (training it again would repeat the "
+              "same steps)")
         return False
     words = words + (["--resume"] if state == "resume" else ["--overwrite"] if folder.exists() else [])
     print(f"\n== {place}, {folder.name}: {cli.command('python', *words)}", flush=True)
@@ -154,18 +162,21 @@ def train(folder, words, log, place):
 
 
 def result_of(folder):
-    """A run's figures at its last epoch (FD: its last scored epoch's), its last frame, and whether it trained
-    all its epochs (one stopped part-way, or diverged, is shown but not compared); None before its first
-    epoch's end."""
+    """A run's figures at its last epoch (FD: its last scored epoch's), its last frame, whether it trained all
+    its epochs (one stopped part-way, or diverged, is shown but not compared) and where it diverged, if it
+    did; None before its first epoch's end, unless it diverged before it."""
     history = runs.read_history(folder) if runs.is_run(folder) else []
-    if not history:
+    diverged = runs.read_diverged(folder) if runs.is_run(folder) else None
+    if not history and not diverged:
         return None
-    last, scored = history[-1], [row for row in history if row.get("fd") is not None]
+    last, scored = (history or [{}])[-1], [row for row in history if row.get("fd") is not None]
     frames = runs.frames_in_epoch_order(folder / "images")
-    return dict(epochs=last["epoch"], finished=last["epoch"] >= runs.read_config(folder).get("epochs", 0),
+    epochs = last.get("epoch", 0)
+    return dict(epochs=epochs, finished=not diverged and epochs >= runs.read_config(folder).get("epochs", 0),
+                diverged=f"epoch {diverged['epoch']}, step {diverged['step']}" if diverged else "",
                 fd=scored[-1]["fd"] if scored else None, fd_epoch=scored[-1]["epoch"] if scored else None,
                 classes_covered=scored[-1]["classes_covered"] if scored else None,
-                d_loss=last["d_loss"], g_loss=last["g_loss"], seconds=sum(row["seconds"] for row in history),
+                d_loss=last.get("d_loss"), g_loss=last.get("g_loss"), seconds=sum(row["seconds"] for row in history),
                 run=str(folder), frame=viz.read_grey_picture(frames[-1]) if frames else None)
 
 
@@ -215,13 +226,16 @@ def summarize(args, planned):
     title = f"{args.setting}: {', '.join(args.values)}; seeds {' '.join(map(str, args.seeds))}"
     if args.dcgan_flags:
         title += f"   ({' '.join(args.dcgan_flags)})"
-    shown = {key: dict(found, fd=found["fd"] if found["finished"] else None) for key, found in results.items()}
+    shown = {key: dict(found, fd=found["fd"] if found["finished"] else None,
+                       note=f"diverged at\n{found['diverged']}" if found["diverged"] else None)
+             for key, found in results.items()}
     runs.replace_atomically(args.out / "sweep.png", lambda path: viz.plot_sweep(
         path, title, args.setting, args.values, args.seeds, shown))
     compared = {key: found for key, found in results.items() if found["finished"] and found["fd"] is not None}
     fds_by_value = {value: [compared[value, seed]["fd"] for seed in args.seeds if (value, seed) in compared]
                     for value in args.values}
-    rows = [[value, str(seed), str(found["epochs"]) + ("" if found["finished"] else " (unfinished)"),
+    rows = [[value, str(seed), str(found["epochs"]) + (f" (diverged at {found['diverged']})" if found["diverged"]
+                                                       else "" if found["finished"] else " (unfinished)"),
              "-" if found["fd"] is None else f"{found['fd']:.1f}",
              str(found["classes_covered"] or "-"), f"{found['seconds']:.0f}"]
             for (value, seed), found in sorted(results.items(), key=lambda item: (args.values.index(item[0][0]),

@@ -284,7 +284,7 @@ def plot_runs(path, title, runs):
 
 def plot_sweep(path, title, setting, values, seeds, results):
     """One setting's values, each trained with several seeds: results = {(value, seed): dict(fd (None if
-    not scored yet), frame (uint8 picture or None))}. Left: each run's FD, one dot a seed, a bar at each
+    not scored yet), frame (uint8 picture or None), note (a word over the picture, or None))}. Left: each run's FD, one dot a seed, a bar at each
     value's median; right: every run's last grid, a row a value, a column a seed."""
     import matplotlib
 
@@ -317,6 +317,9 @@ def plot_sweep(path, title, setting, values, seeds, results):
                 frame = results.get((value, seed), {}).get("frame")
                 if frame is not None:
                     cell.imshow(frame, cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
+                if note := results.get((value, seed), {}).get("note"):  # e.g. where it diverged
+                    cell.text(0.5, 0.5, note, transform=cell.transAxes, ha="center", va="center", fontsize=12,
+                              color="C3", bbox=dict(facecolor="white", alpha=0.85, edgecolor="C3"))
                 cell.set_xticks([]), cell.set_yticks([])
                 if row == 0:
                     cell.set_title(f"seed {seed}")

@@ -110,6 +110,12 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_kept(tiny_data, tmp_path, 
     assert checkpoints.latest(run).name == "epoch_0001_step_000004"
     for a, b in zip(good, generator_weights(run)):
         np.testing.assert_array_equal(a, b)
+    assert runs.read_diverged(run) == dict(epoch=2, step=3, loss="nan")  # so that sweep.py does not retry it
+    monkeypatch.setattr(models, "train_generator", real_step)
+    capsys.readouterr()
+    dcgan.main(["--resume", "--epochs", "2", "--out", str(run), "--data-dir", str(tiny_data)])
+    assert "its last training stopped on a nan loss at epoch 2, step 3" in capsys.readouterr().out
+    assert runs.read_diverged(run) is None  # this try got past it: the record was of the last one
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete"])

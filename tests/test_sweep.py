@@ -83,6 +83,19 @@ def test_a_run_is_resumed_only_from_a_checkpoint_and_kept_once_its_epochs_are_do
     assert sweep.state_of(run) == "done"
 
 
+def test_a_diverged_run_is_kept_as_it_is_since_resuming_would_repeat_the_same_steps(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"epochs": 2}')
+    (run / "checkpoints" / "epoch_0001_step_000003").mkdir(parents=True)
+    (run / "checkpoints" / "epoch_0001_step_000003" / "state.json").write_text("{}")
+    assert sweep.state_of(run) == "resume"
+    sweep.runs.write_diverged(run, 1, 5, float("nan"))
+    assert sweep.state_of(run) == "diverged"
+    assert sweep.train(run, ["dcgan.py"], tmp_path / "log", "run 1 of 1") is False  # nothing started
+    assert "diverged before, kept as it is" in capsys.readouterr().out
+
+
 def fake_run(folder, epochs_asked, fds):
     """A run folder as dcgan.py leaves it, without the training: config.json and one history row an epoch."""
     folder.mkdir(parents=True)
@@ -105,3 +118,18 @@ def test_a_run_stopped_part_way_is_shown_but_not_compared(tmp_path):
     assert "one seed for some value" in lines[1]  # lr 0.2 has one finished run, not two
     with open(tmp_path / "sweep.csv") as f:
         assert [row["finished"] for row in csv.DictReader(f)] == ["True", "True", "True", "False"]
+
+
+def test_a_diverged_run_is_shown_where_it_diverged_even_before_its_first_epoch_s_end(tmp_path):
+    args = SimpleNamespace(out=tmp_path, setting="lr", values=["0.1", "0.9"], seeds=[1, 2], dcgan_flags=[])
+    planned = [(value, seed, tmp_path / f"lr_{value}_seed_{seed}", []) for seed in (1, 2) for value in ("0.1", "0.9")]
+    fake_run(planned[0][2], 2, [500.0, 400.0])
+    fake_run(planned[1][2], 2, [500.0])
+    sweep.runs.write_diverged(planned[1][2], 2, 7, float("nan"))
+    fake_run(planned[2][2], 2, [500.0, 410.0])
+    fake_run(planned[3][2], 2, [])
+    sweep.runs.write_diverged(planned[3][2], 1, 3, float("inf"))
+    rows, lines = sweep.summarize(args, planned)
+    assert [row[2] for row in rows] == ["2", "2", "1 (diverged at epoch 2, step 7)", "0 (diverged at epoch 1, step 3)"]
+    assert lines == ["fewer than two values scored yet: nothing to compare"]  # lr 0.9 has no finished run
+    assert (tmp_path / "sweep.png").stat().st_size > 0
