@@ -45,13 +45,21 @@ def add_flag(parser):
                         help=FLAG_HELP.format(", ".join(installed()) or "none"))
 
 
-def use(requested=None):
-    """Pick the backend (the flag, else $KERAS_BACKEND, else tensorflow), import Keras on it, return its name.
-    A backend that is unknown, not installed, or not the one Keras already runs on is a one-line error."""
+def chosen(requested=None):
+    """The backend's name that use(requested) will pick (the flag, else $KERAS_BACKEND, else tensorflow),
+    nothing imported: for checks that need only the name, made before the slow import. One the kit does not
+    run on is a one-line error."""
     name = requested or os.environ.get("KERAS_BACKEND") or DEFAULT
     if name not in NAMES:
         cli.fail(f"KERAS_BACKEND={name} is not a backend the kit runs on; set it to one of {', '.join(NAMES)} "
                  "or pass --backend")
+    return name
+
+
+def use(requested=None):
+    """Pick the backend (see chosen), import Keras on it, return its name. A backend that is unknown, not
+    installed, or not the one Keras already runs on is a one-line error."""
+    name = chosen(requested)
     if importlib.util.find_spec(name) is None:
         others = [n for n in installed() if n != name]
         cli.fail(f"backend {name} is not installed here: {HOW_TO_INSTALL[name]}"

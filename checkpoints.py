@@ -131,7 +131,7 @@ def restore_newest(run_dir, groups, backend):
     """Load the newest checkpoint that reads completely into `groups`' variables.
     Returns (its folder, its state, [(skipped folder, why)]); a CheckpointError if none reads."""
     skipped = []
-    for path in reversed(complete_checkpoints(run_dir)):
+    for path in reversed(runs.require_checkpoints(run_dir)):
         try:
             state, values = read(path, groups, backend)
         except CheckpointError as e:
@@ -140,8 +140,6 @@ def restore_newest(run_dir, groups, backend):
         for variable, value in values:
             variable.assign(value.astype(keras.backend.standardize_dtype(variable.dtype)))
         return path, state, skipped
-    if not skipped:
-        raise CheckpointError(f"{run_dir} has no checkpoint to resume from; start it again with --overwrite")
     name, why = skipped[0][0].name, skipped[0][1]
     raise CheckpointError(f"no checkpoint of {run_dir} can be read ({len(skipped)} tried; the newest, {name}: "
                           f"{why}); start it again with --overwrite")

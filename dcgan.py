@@ -165,12 +165,15 @@ def override_with_flags_given(args, config, flags):
             config[flag] = getattr(args, flag)
 
 
-def config_for_resume(args, out):
+def config_for_resume(args, out, precision_known=True):
     """The settings of the run in `out`; a flag that contradicts them is an error. --epochs and the habits
-    may change: they set how long it trains and what it measures and saves, never how a step trains."""
+    may change: they set how long it trains and what it measures and saves, never how a step trains.
+    precision_known=False: before the backend is imported, when --precision auto cannot be resolved yet."""
     config = {**RUN_HABITS, **runs.read_config(out)}  # runs made before habits were recorded: the defaults
     for flag in FIXED_ON_RESUME:
         given = getattr(args, flag)
+        if flag == "precision" and given == "auto" and not precision_known:
+            continue
         if flag == "precision" and given is not None:
             given = backends.resolve_precision(given)
         if given is not None and given != config.get(flag):
@@ -253,26 +256,43 @@ def picture_layout(preset, grid):
     return grid, grid, None
 
 
-def read_data_first(args):
-    """Check the run folder and read the training images before a backend is imported (TensorFlow's import
-    alone takes about 10 s on a 2-core CPU: too long to wait for "data folder does not exist"). Returns
-    (data folder, images, classes), or None where the data is in none of the usual places: then train()
-    downloads it with Keras, once the backend is chosen."""
+def check_and_read_first(args):
+    """Check all that needs no Keras, and read the training images, before a backend is imported: TensorFlow's
+    import alone takes about 10 s on a 2-core CPU, too long to wait for "data folder does not exist". The run
+    folder (one to resume and the flags that contradict it, or a new one's place), --devices and --processes
+    against the backend's name, the data and the batch against it. Returns (data folder, images, classes), or
+    None where the data is in none of the usual places: then train() downloads it with Keras, once the
+    backend is chosen."""
     out = Path(args.out)
-    if args.resume:
-        limit = runs.read_config(out).get("limit")  # a folder with no run to resume is refused here
+    writes_folder = (args.process_index or 0) == 0  # the process that writes the run folder
+    if args.resume:  # a folder with no run or no checkpoint to resume, or a flag that contradicts it
+        config = config_for_resume(args, out, precision_known=False)
+        runs.require_checkpoints(out)
     else:
-        if (args.process_index or 0) == 0:  # the process that writes the run folder
+        if writes_folder:
             runs.check_new(out, args.overwrite)
-        limit = args.limit
+        preset = presets.PRESETS[args.preset or presets.DEFAULT_PRESET]
+        config = dict(batch=args.batch or preset.batch, limit=args.limit)
+    devices.check_flags(args.devices, args.processes, args.process_index, args.coordinator,
+                        backends.chosen(args.backend))
     data_dir = data.find_data_dir_before_keras(args.data_dir)
-    return (data_dir, *data.load_split("train", data_dir, limit)) if data_dir else None
+    data_read = (data_dir, *data.load_split("train", data_dir, config["limit"])) if data_dir else None
+    if data_read:
+        check_batch_fits(config["batch"], data_read[1])
+    if writes_folder:
+        runs.check_writable(out)  # last: it makes a new run's folder, which a mistake above should not leave
+    return data_read
+
+
+def check_batch_fits(batch, images):
+    if batch > len(images):
+        cli.fail(f"--batch {batch} is larger than the {len(images)} training images; lower --batch or raise --limit")
 
 
 def train(args, started, data_read=None):
     """Check all that can be checked before anything is written, then train with the run folder locked.
     `started`: time.perf_counter() when the script began, for the closing line's total; `data_read`: what
-    read_data_first found, if anything."""
+    check_and_read_first found, if anything."""
     out = Path(args.out)
     # Before JAX touches a device: a run of several processes starts its distributed runtime first.
     share = devices.start_processes(args.processes, args.process_index, args.coordinator, backends.current())
@@ -286,12 +306,9 @@ def train(args, started, data_read=None):
         data_dir = data.find_data_dir(args.data_dir)
         data_read = (data_dir, *data.load_split("train", data_dir, config["limit"]))
     data_dir, images, classes = data_read
-    if config["batch"] > len(images):
-        cli.fail(f"--batch {config['batch']} is larger than the {len(images)} training images; lower --batch "
-                 "or raise --limit")
+    check_batch_fits(config["batch"], images)  # again: the data may have been downloaded only now
     if share.index > 0:
         return train_as_helper(out, args, config, images, classes, data_dir, share, started)
-    runs.check_writable(out)
     with runs.locked(out):
         if args.overwrite:
             runs.clear_run(out)
@@ -529,7 +546,7 @@ def main(argv=None):
     if args.list_presets:  # a table in presets.py: no backend, no Keras, under a second
         return print_presets()
     try:
-        data_read = read_data_first(args)
+        data_read = check_and_read_first(args)
         backends.use(args.backend)
         return train(args, started, data_read)
     except (data.DataError, runs.RunError) as e:  # runs.RunError includes checkpoints.CheckpointError

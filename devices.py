@@ -60,19 +60,37 @@ def _env_int(key):
         cli.fail(f"${ENV[key]}={text} is not a whole number; set it to one, or unset it and pass the flag")
 
 
-def start_processes(processes, index, coordinator, backend):
-    """Join the run's other processes (JAX's distributed runtime, through keras.distribution.initialize),
-    before JAX touches a device. Returns this process's Share; one process: ONE_PROCESS, nothing started."""
+def check_flags(requested, processes, index, coordinator, backend):
+    """The --devices and --processes mistakes seen without a device: a backend that cannot split, a missing
+    index or address. Needs the backend's name only, so a script tells them before the backend's slow import."""
+    _refuse_split_without_jax(requested, processes or 1, backend)
     if processes in (None, 1):
-        return ONE_PROCESS
-    if backend != "jax":
-        cli.fail(f"--processes {processes} needs --backend jax: Keras 3 trains across processes only under JAX")
+        return
     if index is None or not 0 <= index < processes:
         cli.fail(f"--processes {processes} needs --process-index 0 to {processes - 1} (each process its own; "
                  "0 writes the run folder)")
     if not coordinator:
         cli.fail(f"--processes {processes} needs --coordinator HOST:PORT, the address process 0 listens on "
                  "(e.g. 127.0.0.1:1234 for processes on one machine)")
+
+
+def _refuse_split_without_jax(requested, processes, backend):
+    if processes > 1 and backend != "jax":
+        cli.fail(f"--processes {processes} needs --backend jax: Keras 3 trains across processes only under JAX")
+    if processes > 1 and requested not in (None, ALL):
+        cli.fail(f"--devices {requested} with --processes: a run of several processes uses every device of "
+                 "each; drop --devices")
+    if requested not in (None, 1) and backend != "jax":
+        cli.fail(f"--devices {requested} needs --backend jax: Keras 3 splits batches across devices only under "
+                 f"JAX (under {backend}, train_on_batch would give every device the whole batch)")
+
+
+def start_processes(processes, index, coordinator, backend):
+    """Join the run's other processes (JAX's distributed runtime, through keras.distribution.initialize),
+    before JAX touches a device. Returns this process's Share; one process: ONE_PROCESS, nothing started."""
+    if processes in (None, 1):
+        return ONE_PROCESS
+    check_flags(None, processes, index, coordinator, backend)
     import jax
     import keras
     # CPU devices of several processes talk through Gloo (GPUs through NCCL, whatever this says).
@@ -102,17 +120,12 @@ def local_device_names():
 def resolve(requested, backend, batch, share=ONE_PROCESS):
     """--devices as a count for this run, checked against the backend, the devices present and the batch;
     every mismatch is a one-line error that says what to do. Several processes: every device of every one."""
+    _refuse_split_without_jax(requested, share.count, backend)
     if share.count > 1:
-        if requested not in (None, ALL):
-            cli.fail(f"--devices {requested} with --processes: a run of several processes uses every device of "
-                     "each; drop --devices")
         requested = ALL
         _check_batch_splits(batch, share.count, "processes")
     if requested in (None, 1):
         return 1
-    if backend != "jax":
-        cli.fail(f"--devices {requested} needs --backend jax: Keras 3 splits batches across devices only under "
-                 f"JAX (under {backend}, train_on_batch would give every device the whole batch)")
     available = local_device_names()
     count = len(available) if requested == ALL else requested
     if count > len(available):

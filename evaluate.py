@@ -93,7 +93,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         if not args.train_classifier:  # a mistyped --run or --generator, told before the backend's slow import
-            sampling.require_file(sampling.path_from(args))
+            path = sampling.path_from(args)
+            sampling.require_file(path)
+            runs.check_writable(path.parent, named=f"{path.parent} (for eval.json and eval.png)")
         backends.use(args.backend)
         import judge  # imports Keras: only now that the backend is chosen
 
@@ -113,7 +115,6 @@ def evaluate(args):
 
     path = sampling.path_from(args)
     generator, noise_kind, pixel_range = sampling.load(path, args.noise)
-    runs.check_writable(path.parent, named=f"{path.parent} (for eval.json and eval.png)")  # before minutes of work
     _, feature_model, info = judge.load_classifier()
     started = time.perf_counter()
     data_dir = data.find_data_dir(args.data_dir)

@@ -80,12 +80,16 @@ def grid_shape(count):
     return int(np.ceil(count / cols)), cols
 
 
+def refuse_class(path):
+    cli.fail(f"{path} draws from noise alone and cannot be asked for a class; drop --class, or train a "
+             "conditional generator: python dcgan.py --preset conditional")
+
+
 def generate(path, out, count, walks, steps, seed, noise=None, size=viz.PICTURE_SIZE, asked_class=None):
     generator, noise_kind, pixel_range = sampling.load(path, noise)
     conditional = sampling.is_conditional(generator)
     if asked_class is not None and not conditional:
-        cli.fail(f"{path} draws from noise alone and cannot be asked for a class; drop --class, or train a "
-                 "conditional generator: python dcgan.py --preset conditional")
+        refuse_class(path)
     written = [out / "samples.png"]
     samples, rows, cols, row_labels, shown = draw_samples(generator, count, noise_kind, pixel_range, seed,
                                                           asked_class)
@@ -135,6 +139,9 @@ def main(argv=None):
     path = sampling.path_from(args)
     out = Path(args.out) if args.out else path.parent
     sampling.require_file(path)  # before --out is made: a typo in --run must not leave a folder behind
+    run_config = sampling.read_run_config(path.parent / "config.json")
+    if args.asked_class is not None and run_config and not run_config.get("conditional"):
+        refuse_class(path)  # told by its run before Keras's import; a G with no run is asked once loaded
     try:
         runs.check_writable(out)  # before any work
         backends.use(args.backend)

@@ -240,6 +240,13 @@ def complete_checkpoints(run_dir):
     return sorted(found, key=checkpoint_position)
 
 
+def require_checkpoints(run_dir):
+    """complete_checkpoints(run_dir), or a RunError that says what to do when there is none."""
+    if not (found := complete_checkpoints(run_dir)):
+        raise RunError(f"{run_dir} has no checkpoint to resume from; start it again with --overwrite")
+    return found
+
+
 def replace_atomically(path, write):
     """Call write(temporary_path), then rename it over `path`: readers see the old file or the new one."""
     path = Path(path)

@@ -7,6 +7,7 @@ come from the run's config.json beside the file, else from --noise, else normal 
 """
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +53,12 @@ def load(path, noise=None):
 
 
 def require_file(path):
-    """A one-line error, before any work, if there is no generator file at `path`."""
+    """A one-line error, before any work (and before Keras's import), if there is no generator file at `path`,
+    or one that is not a Keras model archive (a .keras file is a zip holding config.json and the weights)."""
     if not path.is_file():
         cli.fail(f"generator file {path} not found; train one with python dcgan.py, or pass --generator PATH")
+    if not zipfile.is_zipfile(path) or "config.json" not in zipfile.ZipFile(path).namelist():
+        cli.fail(f"{path} is not a Keras model file (no .keras archive); pass a generator.keras saved by dcgan.py")
 
 
 def load_generator(path):

@@ -228,15 +228,26 @@ def test_a_reader_that_stops_early_ends_the_script_quietly(tmp_path):
     assert errors == ""
 
 
-def test_the_run_folder_and_the_data_are_refused_before_keras_is_imported(workspace):
-    """TensorFlow's import alone takes about 10 s on a 2-core CPU: a mistyped --data-dir or --out is told
-    before it, in under a second."""
-    probe = "import sys, dcgan\ntry:\n    dcgan.main(sys.argv[1:])\nexcept SystemExit:\n    print('keras' in sys.modules)"
-    for arguments in ("--data-dir {root}/nowhere", "--data-dir {root}/truncated --out {root}/o9",
-                      "--data-dir {root}/good --out {root}/run", "--resume --out {root}/empty_new"):
-        args = [a.format(root=workspace) for a in arguments.split()]
-        result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=ROOT)
-        assert result.stderr.startswith("error: ") and result.stdout.strip() == "False", (arguments, result.stderr)
+@pytest.mark.parametrize("script, arguments", [
+    ("dcgan", "--data-dir {root}/nowhere"), ("dcgan", "--data-dir {root}/truncated --out {root}/o9"),
+    ("dcgan", "--data-dir {root}/good --out {root}/run"), ("dcgan", "--resume --out {root}/empty_new"),
+    ("dcgan", "--resume --data-dir {root}/good --out {root}/no_ckpt"),
+    ("dcgan", "--resume --batch 8 --data-dir {root}/good --out {root}/run"),
+    ("dcgan", "--devices 2 --backend tensorflow --data-dir {root}/good --out {root}/o12"),
+    ("dcgan", "--batch 500 --data-dir {root}/good --out {root}/o13"),
+    ("generate", "--class bag --run {root}/run"), ("evaluate", "--generator {root}/not_a_model.keras"),
+])
+def test_what_needs_no_keras_is_refused_before_keras_is_imported(workspace, script, arguments):
+    """TensorFlow's import alone takes about 10 s on a 2-core CPU: a mistyped --data-dir or --out, a flag that
+    contradicts the run to resume, or a --batch the data cannot fill is told before it, in under a second;
+    and a new run's folder is made only once all that passed."""
+    probe = (f"import sys, {script}\ntry:\n    {script}.main(sys.argv[1:])\n"
+             "except SystemExit:\n    print('keras' in sys.modules)")
+    args = [a.format(root=workspace) for a in arguments.split()]
+    result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=ROOT)
+    assert result.stderr.startswith("error: ") and result.stdout.strip() == "False", result.stderr
+    new_run = [a for a in args if Path(a).name in ("o9", "o12", "o13")]  # the --out of a new run
+    assert not any(Path(folder).exists() for folder in new_run)
 
 
 def test_a_backend_that_is_not_one_is_one_line_in_every_script_that_takes_one(workspace):
