@@ -43,7 +43,7 @@ EXIT_INTERRUPTED = 130  # the shell's convention for a program stopped by Ctrl-C
 EXIT_DIVERGED = 3
 # Settings a resumed run must share with the run it continues; --epochs, --data-dir, --xla, --backend and
 # the habits below may change between the two.
-FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "seed", "limit", "precision", "average_decay")
+FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "dropout", "seed", "limit", "precision", "average_decay")
 # Upper bounds of the size flags: far past any preset (latent 128, batch 256, 300 epochs), and short of a
 # typo's cost (--latent 100000 on 320 images took 3.4 minutes, 15.5 GB of memory and 9.4 GB of files).
 MAX_EPOCHS, MAX_BATCH, MAX_LATENT = 10_000, 60_000, 1024
@@ -81,6 +81,9 @@ def parse_args(argv=None):
                                                          "(legacy: 1e-3)")
     p.add_argument("--latent", type=cli.int_at_least(1, MAX_LATENT),
                    help=f"size of the noise vector z, 1 to {MAX_LATENT} (legacy: 100)")
+    p.add_argument("--dropout", type=cli.unit_interval, metavar="RATE",
+                   help="D's dropout rate after each convolution, 0 (none) or more and below 1 (legacy: 0.3; "
+                        "upsample: 0.4)")
     p.add_argument("--average-decay", type=cli.unit_interval, metavar="D",
                    help="draw pictures, generator.keras and scores from a moving average of G's weights with "
                         "decay D, 0 or more and below 1, e.g. 0.999 (kit: 0.999; the seed presets: 0 = off, G "
@@ -152,7 +155,8 @@ def resolve_config(args):
     config["pixel_range"] = list(preset.pixel_range)
     config["output_activation"] = preset.output_activation
     config.update(RUN_HABITS)
-    override_with_flags_given(args, config, ("epochs", "batch", "lr", "latent", "average_decay", *RUN_HABITS))
+    override_with_flags_given(args, config, ("epochs", "batch", "lr", "latent", "dropout", "average_decay",
+                                             *RUN_HABITS))
     config["seed"] = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     config["limit"] = args.limit
     config["precision"] = backends.resolve_precision(args.precision or "auto")
@@ -227,7 +231,9 @@ def build_training(config, jit_compile, share=devices.ONE_PROCESS):
     import train_step
 
     preset = presets.PRESETS[config["preset"]]
-    generator, discriminator, gan = models.build_gan(preset, config["latent"], config["lr"], jit_compile)
+    # config.get: runs made before --dropout have none recorded, and trained with the preset's
+    generator, discriminator, gan = models.build_gan(preset, config["latent"], config["lr"], jit_compile,
+                                                     config.get("dropout"))
     batch_maker = train_step.BatchMaker(generator, config["noise"], config["seed"], config["label_noise"],
                                         config["fakes_in_training_mode"], preset.classes * preset.conditional)
     # The same z every epoch, so frames show G change; from numpy, so the same on every backend. A
@@ -522,7 +528,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
 
 def print_presets():
     """One row per preset: what it builds, how it samples and scales, how it learns."""
-    header = ["preset", "G params", "D params", "latent", "pixels", "G output", "loss", "Adam",
+    header = ["preset", "G params", "D params", "latent", "pixels", "G output", "loss", "D dropout", "Adam",
               "G shown", "batch", "epochs", "grid", "system (SYSTEMS.md)"]
     rows = []
     for preset in presets.PRESETS.values():
@@ -532,6 +538,7 @@ def print_presets():
                      "[{}, {}]".format(*preset.pixel_range),
                      preset.output_activation,
                      "BCE" + (f", label noise {preset.label_noise}" if preset.label_noise else ""),
+                     f"{preset.dropout:g}",
                      f"lr {preset.lr:g}, beta_1 {preset.beta_1:g}",
                      f"average {preset.average_decay:g}" if preset.average_decay else "as trained",
                      str(preset.batch), str(preset.epochs),

@@ -96,27 +96,28 @@ def seeded_dropout(rate):
     return layers.Dropout(rate, seed=random.randint(1, int(1e9)))
 
 
-def strided_discriminator_layers(leak=0.2):
+def strided_discriminator_layers(leak=0.2, dropout=0.3):
     return [
         layers.Conv2D(64, 5, strides=2, padding="same"),             # 28x28xC -> 14x14x64
         layers.LeakyReLU(leak),
-        seeded_dropout(0.3),
+        seeded_dropout(dropout),
         layers.Conv2D(128, 5, strides=2, padding="same"),            # -> 7x7x128
         layers.LeakyReLU(leak),
-        seeded_dropout(0.3),
+        seeded_dropout(dropout),
         layers.Flatten(),
         layers.Dense(1, dtype="float32"),                            # a logit: see build_gan
     ]
 
 
-def build_strided_discriminator(leak=0.2):
-    return keras.Sequential([keras.Input(IMAGE_SHAPE), *strided_discriminator_layers(leak)], name="discriminator")
+def build_strided_discriminator(leak=0.2, dropout=0.3):
+    return keras.Sequential([keras.Input(IMAGE_SHAPE), *strided_discriminator_layers(leak, dropout)],
+                            name="discriminator")
 
 
-def build_conv4_discriminator():
+def build_conv4_discriminator(dropout=0.4):
     """System B: four convolutions with dropout, one of them strided (its 1,113,345 parameters say so)."""
     def conv_block(filters, **kwargs):
-        return [layers.Conv2D(filters, 5, **kwargs), layers.LeakyReLU(0.2), seeded_dropout(0.4)]
+        return [layers.Conv2D(filters, 5, **kwargs), layers.LeakyReLU(0.2), seeded_dropout(dropout)]
 
     return keras.Sequential([
         keras.Input(IMAGE_SHAPE),
@@ -125,7 +126,7 @@ def build_conv4_discriminator():
         *conv_block(128, padding="same"),                           # -> 12x12x128
         *conv_block(256, padding="same"),                           # -> 12x12x256
         layers.Flatten(),
-        seeded_dropout(0.4),
+        seeded_dropout(dropout),
         layers.Dense(1, dtype="float32"),                            # a logit: see build_gan
     ], name="discriminator")
 
@@ -156,7 +157,7 @@ def build_conditional_generator(latent, activation, classes, seed_channels=256):
     return keras.Model([noise, label], x, name="generator")
 
 
-def build_conditional_discriminator(classes, leak=0.2):
+def build_conditional_discriminator(classes, leak=0.2, dropout=0.3):
     """The strided D with the label's code as `classes` constant channels beside the image (as keras.io's
     conditional GAN does): its first convolution already sees which class the image claims to be."""
     image = keras.Input(IMAGE_SHAPE, name="image")
@@ -164,7 +165,7 @@ def build_conditional_discriminator(classes, leak=0.2):
     code = layers.Reshape((1, 1, classes))(label_code(label, classes, "d_label_code"))
     planes = layers.UpSampling2D(size=IMAGE_SHAPE[:2])(code)         # -> 28x28xclasses, the code everywhere
     x = layers.Concatenate()([image, planes])                         # -> 28x28x(1 + classes)
-    for layer in strided_discriminator_layers(leak):
+    for layer in strided_discriminator_layers(leak, dropout):
         x = layer(x)
     return keras.Model([image, label], x, name="discriminator")
 
@@ -173,16 +174,18 @@ CONDITIONAL_GENERATORS = {"deconv": build_conditional_generator}
 CONDITIONAL_DISCRIMINATORS = {"strided": build_conditional_discriminator}
 
 
-def build_models(preset, latent):
+def build_models(preset, latent, dropout=None):
     """(G, D, the stacked gan, not compiled): one-input models, or two-input ones (image or noise, label)
-    for a conditional preset, whose stack passes the same label to G and to D."""
+    for a conditional preset, whose stack passes the same label to G and to D. `dropout`: D's rate, if not
+    the preset's."""
+    dropout = preset.dropout if dropout is None else dropout
     if not preset.conditional:
         generator = GENERATORS[preset.generator](latent, preset.output_activation, **preset.generator_options)
-        discriminator = DISCRIMINATORS[preset.discriminator](**preset.discriminator_options)
+        discriminator = DISCRIMINATORS[preset.discriminator](dropout=dropout, **preset.discriminator_options)
         return generator, discriminator, keras.Sequential([generator, discriminator], name="gan")
     generator = CONDITIONAL_GENERATORS[preset.generator](latent, preset.output_activation, preset.classes,
                                                          **preset.generator_options)
-    discriminator = CONDITIONAL_DISCRIMINATORS[preset.discriminator](preset.classes,
+    discriminator = CONDITIONAL_DISCRIMINATORS[preset.discriminator](preset.classes, dropout=dropout,
                                                                      **preset.discriminator_options)
     noise, label = keras.Input((latent,), name="noise"), keras.Input((1,), dtype="int32", name="label")
     gan = keras.Model([noise, label], discriminator([generator([noise, label]), label]), name="gan")
@@ -208,7 +211,7 @@ def real_fake_accuracy():
     return [accuracy_on(True), accuracy_on(False)]
 
 
-def build_gan(preset, latent=None, lr=None, jit_compile="auto"):
+def build_gan(preset, latent=None, lr=None, jit_compile="auto", dropout=None):
     """(generator, discriminator, gan) for a preset, compiled the classic way.
 
     D is compiled on its own, then frozen and stacked after G in `gan`, which is compiled so that its
@@ -223,7 +226,7 @@ def build_gan(preset, latent=None, lr=None, jit_compile="auto"):
     # behind the sigmoid, but JAX and PyTorch from the probability clipped to [1e-7, 1 - 1e-7], where the
     # loss stops at 16.1 and its gradient at 0. From the logit, every backend trains as TensorFlow does.
     loss = keras.losses.BinaryCrossentropy(from_logits=True)
-    generator, discriminator, gan = build_models(preset, latent)
+    generator, discriminator, gan = build_models(preset, latent, dropout)
     discriminator.compile(optimizer=keras.optimizers.Adam(lr, beta_1=preset.beta_1), loss=loss,
                           metrics=real_fake_accuracy(), jit_compile=jit_compile)
     discriminator.trainable = False

@@ -24,6 +24,7 @@ class Preset:
     pixel_range: tuple = (-1, 1)  # (-1, 1) pairs with a tanh output, (0, 1) with a sigmoid
     lr: float = 1e-3       # Adam learning rate, for D and for G through the stacked GAN
     beta_1: float = 0.9    # Adam's first-moment decay
+    dropout: float = 0.3   # D's dropout rate after each convolution: a D that memorises the reals leaves G no slope
     label_noise: float = 0.0  # D's labels move toward 0.5 by label_noise * U[0, 1) (train_step.jittered_labels)
     # D's fakes made with G in training mode (BatchNorm on the batch's own statistics), as systems A, D, E do;
     # False for the article's plain G(noise), which uses the moving averages that lag early in training.
@@ -49,7 +50,7 @@ PRESETS = {p.name: p for p in [
            generator_options=dict(seed_channels=256), discriminator_options=dict(leak=0.3),
            latent=100, lr=1e-4, batch=256, epochs=50, grid=4),
     Preset("upsample", "B: UpSampling + Conv generator, sigmoid output", "upsample", "conv4",
-           latent=128, pixel_range=(0, 1), lr=1e-4, label_noise=0.05, batch=128, epochs=20, grid=4),
+           latent=128, pixel_range=(0, 1), lr=1e-4, dropout=0.4, label_noise=0.05, batch=128, epochs=20, grid=4),
     Preset("legacy", "C: compile + freeze + train_on_batch article", "legacy", "strided",
            latent=100, lr=1e-3, batch=32, epochs=10, grid=5, fakes_in_training_mode=False),
     Preset("uniform", "D: uniform noise, lr 2e-4", "deconv", "strided",

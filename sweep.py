@@ -32,7 +32,7 @@ import dcgan  # its command line only: parse_args checks each run's flags, as `p
 import runs
 import viz
 
-SETTINGS = ("preset", "lr", "batch", "latent", "average-decay", "limit", "precision", "backend")
+SETTINGS = ("preset", "lr", "batch", "latent", "dropout", "average-decay", "limit", "precision", "backend")
 DEFAULT_SEEDS = (1, 2, 3)
 MAX_VALUES, MAX_SEEDS = 6, 6  # a row of pictures a value, a column a seed: more would not read
 # Flags sweep.py sets for each run itself; given as dcgan.py flags, they would contradict it.

@@ -53,13 +53,32 @@ def test_tiny_run_of_each_preset_writes_outputs_in_its_pixel_range(name, tiny_da
     assert samples.std() > 0  # not a constant image
 
 
-def test_a_flag_overrides_the_preset_and_lands_in_config(tiny_data, tmp_path):
+def test_a_flag_overrides_the_preset_and_lands_in_config(tiny_data, tmp_path, built_gans):
     run = tmp_path / "run"
     dcgan.main(["--preset", "tutorial", "--lr", "0.0005", "--batch", "8", "--epochs", "1", "--limit", "16",
-                "--data-dir", str(tiny_data), "--out", str(run)])
+                "--dropout", "0.5", "--data-dir", str(tiny_data), "--out", str(run)])
     config = json.loads((run / "config.json").read_text())
-    assert config["lr"] == 0.0005 and config["batch"] == 8 and config["epochs"] == 1
+    assert config["lr"] == 0.0005 and config["batch"] == 8 and config["epochs"] == 1 and config["dropout"] == 0.5
     assert config["latent"] == 100 and config["noise"] == "normal"  # the rest stays the preset's
+    discriminator, _ = built_gans[-1]
+    assert dropout_rates(discriminator) == [0.5, 0.5]
+
+
+def dropout_rates(model):
+    return [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+
+
+@pytest.mark.parametrize("name, rates", [("legacy", [0.3, 0.3]), ("upsample", [0.4] * 5), ("conditional", [0.3, 0.3])])
+def test_d_s_dropout_is_the_preset_s_unless_asked(name, rates):
+    preset = presets.PRESETS[name]
+    _, discriminator, _ = models.build_models(preset, preset.latent)
+    assert dropout_rates(discriminator) == rates == [preset.dropout] * len(rates)
+    _, discriminator, _ = models.build_models(preset, preset.latent, dropout=0.0)
+    assert dropout_rates(discriminator) == [0.0] * len(rates)
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype("float32")
+    inputs = [images, np.zeros((4, 1), "int32")] if preset.conditional else images
+    trained, shown = (keras.ops.convert_to_numpy(discriminator(inputs, training=mode)) for mode in (True, False))
+    np.testing.assert_allclose(trained, shown, rtol=1e-5, atol=1e-5)  # no dropout: training mode changes nothing
 
 
 @pytest.mark.parametrize("draw", ["on the device", "on the host"])
