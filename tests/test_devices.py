@@ -96,6 +96,29 @@ def test_what_cannot_be_split_is_refused_in_one_line(requested, backend, batch, 
     assert says in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("requested, processes, index, coordinator, backend, says", [
+    (2, None, None, None, "tensorflow", "--devices 2 needs --backend jax"),
+    (None, 2, 0, "127.0.0.1:1234", "torch", "--processes 2 needs --backend jax"),
+    (None, 2, None, "127.0.0.1:1234", "jax", "--processes 2 needs --process-index 0 to 1"),
+    (None, 2, 2, "127.0.0.1:1234", "jax", "--processes 2 needs --process-index 0 to 1"),
+    (None, 2, 1, None, "jax", "--processes 2 needs --coordinator HOST:PORT"),
+    (2, 2, 1, "127.0.0.1:1234", "jax", "--devices 2 with --processes"),
+])
+def test_flags_that_cannot_work_are_refused_from_the_backend_s_name_alone(requested, processes, index, coordinator,
+                                                                          backend, says, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        devices.check_flags(requested, processes, index, coordinator, backend)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+
+
+def test_flags_that_can_work_pass_the_check():
+    for flags in [(None, None, None, None, "tensorflow"), (1, 1, None, None, "torch"), ("all", None, None, None, "jax"),
+                  ("all", 2, 1, "10.0.0.1:1234", "jax"), (None, 2, 0, "10.0.0.1:1234", "jax")]:
+        assert devices.check_flags(*flags) is None
+
+
 def test_all_and_one_are_counted_without_a_distribution(monkeypatch):
     monkeypatch.setattr(devices, "local_device_names", lambda: ["cpu:0", "cpu:1"])
     assert devices.resolve("all", "jax", 32) == 2
