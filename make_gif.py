@@ -40,15 +40,22 @@ def training_steps(run):
 
 
 def beside_curves(pictures, frames, steps):
-    """Each frame with, on its right, the run's curves up to the step it was drawn at (under a second a frame: a
-    bar on a terminal, for a long run's hundreds)."""
+    """Each frame with, on its right, the run's curves up to the step it was drawn at (about 0.1 s a frame, one
+    figure redrawn: a bar on a terminal, for a long run's hundreds)."""
     from tqdm import tqdm
 
-    shown = []
-    for picture, frame in tqdm(list(zip(pictures, frames)), desc="curves", unit="frame", leave=False, disable=None):
-        grey = picture if picture.ndim == 3 else np.stack([picture] * 3, axis=-1)
-        curves = viz.training_so_far(steps, runs.frame_drawn_after(frame), grey.shape[0])
-        shown.append(np.concatenate([grey[..., :3], curves], axis=1))
+    shown, drawers = [], {}  # one figure per frame height (frames of one run share theirs)
+    try:
+        for picture, frame in tqdm(list(zip(pictures, frames)), desc="curves", unit="frame", leave=False,
+                                   disable=None):
+            grey = picture if picture.ndim == 3 else np.stack([picture] * 3, axis=-1)
+            height = grey.shape[0]
+            if height not in drawers:
+                drawers[height] = viz.TrainingCurves(steps, height)
+            shown.append(np.concatenate([grey[..., :3], drawers[height].at(runs.frame_drawn_after(frame))], axis=1))
+    finally:
+        for drawer in drawers.values():
+            drawer.close()
     return shown
 
 

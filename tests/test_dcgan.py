@@ -279,3 +279,18 @@ def test_a_failure_of_the_backends_compiler_ends_the_run_in_one_line(tiny_data, 
         f"error: {backends.current()}'s compiler failed on a train step (InductorError: LoweringException: "
         "ValueRangeError: Invalid ranges [0:-1]); run without --xla on (the run stopped there; a checkpoint "
         "written before it is kept)"]
+
+
+def test_curves_drawn_once_for_many_frames_match_a_figure_of_their_own():
+    """make_gif.py --curves moves the bold part of one figure from frame to frame: nothing of an earlier frame
+    may stay in a later one."""
+    steps = [dict(epoch=e, step=s, d_loss=0.5 + 0.2 * np.sin(s), g_loss=2.0 + np.cos(s), d_acc_real=0.8,
+                  d_acc_fake=0.6) for e in (1, 2, 3) for s in range(1, 41)]
+    curves = viz.TrainingCurves(steps, 300)
+    try:
+        later_then_earlier = [curves.at(drawn_after) for drawn_after in ((3, None), (1, 20), (2, None))]
+    finally:
+        curves.close()
+    for drawn_after, picture in zip(((3, None), (1, 20), (2, None)), later_then_earlier):
+        np.testing.assert_array_equal(picture, viz.training_so_far(steps, drawn_after, 300))
+    assert not np.array_equal(later_then_earlier[0], later_then_earlier[1])
