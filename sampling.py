@@ -57,7 +57,12 @@ def require_file(path):
     or one that is not a Keras model archive (a .keras file is a zip holding config.json and the weights)."""
     if not path.is_file():
         cli.fail(f"generator file {path} not found; train one with python dcgan.py, or pass --generator PATH")
-    if not zipfile.is_zipfile(path) or "config.json" not in zipfile.ZipFile(path).namelist():
+    try:
+        with zipfile.ZipFile(path) as archive:
+            is_keras_archive = "config.json" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        is_keras_archive = False
+    if not is_keras_archive:
         cli.fail(f"{path} is not a Keras model file (no .keras archive); pass a generator.keras saved by dcgan.py")
 
 
