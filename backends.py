@@ -165,6 +165,30 @@ def compile_update(update, reads, writes, xla=True):
     return run
 
 
+def input_gradient(function, inputs):
+    """The gradient of sum(function(inputs)) with respect to `inputs`, itself differentiable: WGAN-GP's
+    penalty (models.WassersteinCritic) is a loss on it, so the train step differentiates through it again.
+
+    Why each library's own call: keras.ops has no gradient. Each works inside Keras's train step: TensorFlow's
+    tape nests in the step's tape, jax.grad in the step's jax.grad (the model's variables then read the
+    traced values Keras lends them), and PyTorch keeps the graph (create_graph) for the step's backward().
+    """
+    backend = current()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            total = tf.reduce_sum(function(inputs))
+        return tape.gradient(total, inputs)
+    if backend == "torch":
+        import torch
+        with torch.enable_grad():  # Keras works out a step's output shapes with autograd off
+            inputs = inputs.detach().requires_grad_(True)
+            return torch.autograd.grad(function(inputs).sum(), inputs, create_graph=True)[0]
+    import jax
+    return jax.grad(lambda values: function(values).sum())(inputs)
+
+
 def gpu_name():
     """The first GPU the backend will compute on, or None. Each library has its own way to ask."""
     backend = current()

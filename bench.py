@@ -240,8 +240,9 @@ def round_trip_ms():
 def main(argv=None):
     p = cli.OneLineParser(prog="bench.py", description="Time the training loop: fast (the kit's) vs naive "
                                                        "(the seed article's), in one run.")
-    # The conditional preset is left out: the naive loop times the seed article's one-input models.
-    timed = [name for name, preset in presets.PRESETS.items() if not preset.conditional]
+    # The conditional and WGAN-GP presets are left out: the naive loop times the seed article's loop, one-input
+    # models and one BCE step of D a step of G.
+    timed = [name for name, preset in presets.PRESETS.items() if not preset.conditional and preset.critic_steps == 1]
     p.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=timed, metavar="NAME",
                    help=f"preset to time (default: {presets.DEFAULT_PRESET}); one of {', '.join(timed)}")
     p.add_argument("--batch", type=cli.int_at_least(1, 4096),

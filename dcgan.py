@@ -250,7 +250,8 @@ def build_training(config, jit_compile, share=devices.ONE_PROCESS):
     return SimpleNamespace(
         generator=generator, discriminator=discriminator, gan=gan, batch_maker=batch_maker,
         fixed_noise=fixed_noise, fixed_classes=fixed_classes, average=average,
-        train_step=train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile, share),
+        train_step=train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile, share,
+                                              preset.critic_steps),
         checkpoint=checkpoints.training_state(generator, discriminator, gan, batch_maker, fixed_noise, average))
 
 
@@ -274,6 +275,7 @@ def check_and_read_first(args):
     if args.resume:  # a folder with no run or no checkpoint to resume, or a flag that contradicts it
         config = config_for_resume(args, out, precision_known=False)
         runs.require_checkpoints(out)
+        preset = presets.PRESETS[config["preset"]]
     else:
         if writes_folder:
             runs.check_new(out, args.overwrite)
@@ -284,15 +286,17 @@ def check_and_read_first(args):
     data_dir = data.find_data_dir_before_keras(args.data_dir)
     data_read = (data_dir, *data.load_split("train", data_dir, config["limit"])) if data_dir else None
     if data_read:
-        check_batch_fits(config["batch"], data_read[1])
+        check_batch_fits(config["batch"], data_read[1], preset.critic_steps)
     if writes_folder:
         runs.check_writable(out)  # last: it makes a new run's folder, which a mistake above should not leave
     return data_read
 
 
-def check_batch_fits(batch, images):
-    if batch > len(images):
-        cli.fail(f"--batch {batch} is larger than the {len(images)} training images; lower --batch or raise --limit")
+def check_batch_fits(batch, images, critic_steps=1):
+    """One step must fit in the images: its batch, or for a WGAN-GP preset one batch per critic step."""
+    if batch * critic_steps > len(images):
+        per_step = f"--batch {batch}" + (f" x {critic_steps} critic steps" if critic_steps > 1 else "")
+        cli.fail(f"{per_step} is larger than the {len(images)} training images; lower --batch or raise --limit")
 
 
 def train(args, started, data_read=None):
@@ -312,7 +316,7 @@ def train(args, started, data_read=None):
         data_dir = data.find_data_dir(args.data_dir)
         data_read = (data_dir, *data.load_split("train", data_dir, config["limit"]))
     data_dir, images, classes = data_read
-    check_batch_fits(config["batch"], images)  # again: the data may have been downloaded only now
+    check_batch_fits(config["batch"], images, presets.PRESETS[config["preset"]].critic_steps)  # again: the data may have been downloaded only now
     if share.index > 0:
         return train_as_helper(out, args, config, images, classes, data_dir, share, started)
     with runs.locked(out):
@@ -344,7 +348,10 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     backend = backends.current()
     preset = presets.PRESETS[config["preset"]]
     batch = config["batch"]
-    steps = len(images) // batch  # drop the remainder: one batch shape, one traced train function
+    # A step is one G update, on batch real images, or for WGAN-GP critic_steps batches (one per D update).
+    # The remainder is dropped: one batch shape, one traced train function.
+    per_step = batch * preset.critic_steps
+    steps = len(images) // per_step
     config.update(images=len(images), steps_per_epoch=steps, data_dir=str(data_dir), keras=keras.__version__,
                   backend=backend, backend_version=importlib.metadata.version(backend))
     config.pop("tensorflow", None)  # runs made before the kit had backends recorded TensorFlow's version
@@ -457,7 +464,8 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
                          step_rows=[] if row is not None else epoch_step_rows)
             return checkpoints.write(write_to, run.checkpoint, state)
 
-    print(f"training preset {preset.name} on {len(images)} images, {steps} steps of {batch} per epoch, with "
+    of_what = f"{batch}" + (f" x {preset.critic_steps} critic steps" if preset.critic_steps > 1 else "")
+    print(f"training preset {preset.name} on {len(images)} images, {steps} steps of {of_what} per epoch, with "
           f"{backends.describe_device()}")
     if share.count > 1:
         print(f"one of {share.count} processes: this one, process {share.index}, feeds {batch // share.count} of "
@@ -470,7 +478,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
         while epoch <= config["epochs"]:
             epoch_started = time.perf_counter() - seconds_before
             shuffle_state = shuffle.bit_generator.state
-            order = shuffle.permutation(len(images))[:steps * batch].reshape(steps, batch)
+            order = shuffle.permutation(len(images))[:steps * per_step].reshape(steps, per_step)
             bar = progress.EpochProgress(epoch, config["epochs"], first_step, steps, LOG_EVERY_SECONDS,
                                          stream=sys.stdout if share.index else None)  # helpers: silenced
             for step in bar:
@@ -511,7 +519,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
                        seconds=seconds)
             save_progress(epoch, steps, shuffle_state, sums, seconds, row=row)
             with interrupt.printing():  # a checkpoint may not be due: the next epoch's first step saves one
-                print(progress.epoch_line(row, config["epochs"], steps * batch / seconds), flush=True)
+                print(progress.epoch_line(row, config["epochs"], steps * per_step / seconds), flush=True)
                 if "fd" in row:  # scored this epoch: what the scores say, under the line that shows them
                     for warning in judge.warnings(history):
                         print(f"  warning: {warning}", flush=True)
@@ -537,9 +545,10 @@ def print_presets():
                      f"{preset.latent} {preset.noise}" + (" + class" if preset.conditional else ""),
                      "[{}, {}]".format(*preset.pixel_range),
                      preset.output_activation,
-                     "BCE" + (f", label noise {preset.label_noise}" if preset.label_noise else ""),
+                     preset.loss_name,
                      f"{preset.dropout:g}",
-                     f"lr {preset.lr:g}, beta_1 {preset.beta_1:g}",
+                     f"lr {preset.lr:g}, beta_1 {preset.beta_1:g}"
+                     + (f", beta_2 {preset.beta_2:g}" if preset.beta_2 != presets.Preset.beta_2 else ""),
                      f"average {preset.average_decay:g}" if preset.average_decay else "as trained",
                      str(preset.batch), str(preset.epochs),
                      "{}x{}".format(*picture_layout(preset, preset.grid)[:2]), preset.system])

@@ -179,9 +179,13 @@ def build_models(preset, latent, dropout=None):
     for a conditional preset, whose stack passes the same label to G and to D. `dropout`: D's rate, if not
     the preset's."""
     dropout = preset.dropout if dropout is None else dropout
+    if preset.conditional and preset.gradient_penalty:
+        raise ValueError(f"preset {preset.name}: the gradient penalty has no conditional form yet")
     if not preset.conditional:
         generator = GENERATORS[preset.generator](latent, preset.output_activation, **preset.generator_options)
         discriminator = DISCRIMINATORS[preset.discriminator](dropout=dropout, **preset.discriminator_options)
+        if preset.gradient_penalty:  # the same layers, scored by the Wasserstein loss plus the penalty
+            discriminator = WassersteinCritic(discriminator, preset.gradient_penalty, name="critic")
         return generator, discriminator, keras.Sequential([generator, discriminator], name="gan")
     generator = CONDITIONAL_GENERATORS[preset.generator](latent, preset.output_activation, preset.classes,
                                                          **preset.generator_options)
@@ -192,18 +196,66 @@ def build_models(preset, latent, dropout=None):
     return generator, discriminator, gan
 
 
+# ---- WGAN-GP: D as a critic (presets with gradient_penalty > 0) -------------------------------------------
+
+def wasserstein_loss(y_true, y_pred):
+    """The Wasserstein loss in the classic pattern's labels: a fake (label 0) adds its score, a real (label 1)
+    subtracts it. On D's batch, half fakes and half reals, that is (mean fake score - mean real score) / 2:
+    D learns to score reals above fakes. On G's step every fake is labelled real: G learns to raise its
+    fakes' score. With D's slope held near 1, the gap it finds estimates the Wasserstein distance between real
+    and generated images: D's loss (this plus the penalty) climbs toward 0 as G's images come closer."""
+    y_true = keras.ops.reshape(keras.ops.cast(y_true, y_pred.dtype), keras.ops.shape(y_pred))
+    return keras.ops.mean((1.0 - 2.0 * y_true) * y_pred)
+
+
+class WassersteinCritic(keras.Model):
+    """D's layers (`scorer`), trained with the Wasserstein loss plus WGAN-GP's gradient penalty: weight * the
+    mean of (|grad_x D(x)| - 1)^2 at random points x between each fake and the real beside it in D's batch.
+    Why a penalty: the Wasserstein distance needs a critic whose slope is at most 1 everywhere; the penalty
+    holds it near 1 where it matters, between the two distributions (Gulrajani et al. 2017).
+
+    Its batch is fakes then reals, one fake per real, as train_step.BatchMaker makes it. In the stacked GAN it
+    is called like any D; only its own train_on_batch adds the penalty. The points' random mixing weights come
+    from its own SeedGenerator, a variable of the model, so a checkpoint keeps its state."""
+
+    def __init__(self, scorer, penalty_weight, seed=None, name="critic"):
+        images = keras.Input(scorer.input_shape[1:])
+        super().__init__(images, scorer(images), name=name)  # a functional model: inputs, outputs, as D's
+        self.scorer, self.penalty_weight = scorer, penalty_weight
+        self.penalty_seed = keras.random.SeedGenerator(seed if seed is not None else random.randint(1, int(1e9)))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+        return loss + self.penalty_weight * self.gradient_penalty(x, training)
+
+    def gradient_penalty(self, images, training=True):
+        ops = keras.ops
+        images = ops.cast(images, "float32")
+        half = ops.shape(images)[0] // 2
+        fakes, reals = images[:half], images[half:]
+        mix = keras.random.uniform((half, 1, 1, 1), seed=self.penalty_seed)
+        between = reals + mix * (fakes - reals)
+        slopes = backends.input_gradient(lambda points: self.scorer(points, training=training), between)
+        slopes = ops.cast(slopes, "float32")
+        norms = ops.sqrt(ops.sum(ops.square(slopes), axis=(1, 2, 3)) + 1e-12)  # + tiny: sqrt's slope at 0
+        return ops.mean(ops.square(norms - 1.0))
+
+
 # ---- the classic GAN assembly ------------------------------------------------------------------------
 
-def real_fake_accuracy():
+def real_fake_accuracy(critic=False):
     """Two metrics for D: accuracy on the real half of a batch and on the fake half (labels > 0.5 are real;
-    D calls an image real when its logit is above 0, a probability above 0.5)."""
+    D calls an image real when its logit is above 0, a probability above 0.5). A critic's (`critic`) scores
+    have no 0 to cross (its loss is the same if every score moves by one number): it calls an image real
+    when its score is above the batch's mean score."""
 
     def accuracy_on(is_real):
         def metric(y_true, y_pred):
             y_true = keras.ops.reshape(y_true, keras.ops.shape(y_pred))
             real = keras.ops.cast(y_true > 0.5, "float32")
             mask = real if is_real else 1.0 - real
-            correct = keras.ops.cast((y_pred > 0.0) == (y_true > 0.5), "float32")
+            threshold = keras.ops.mean(y_pred) if critic else 0.0
+            correct = keras.ops.cast((y_pred > threshold) == (y_true > 0.5), "float32")
             return keras.ops.sum(correct * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
         metric.__name__ = "acc_real" if is_real else "acc_fake"
         return metric
@@ -225,12 +277,15 @@ def build_gan(preset, latent=None, lr=None, jit_compile="auto", dropout=None):
     # sigmoid on D and BCE on its output: Keras's TensorFlow backend computes that very loss from the logit
     # behind the sigmoid, but JAX and PyTorch from the probability clipped to [1e-7, 1 - 1e-7], where the
     # loss stops at 16.1 and its gradient at 0. From the logit, every backend trains as TensorFlow does.
-    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    loss = wasserstein_loss if preset.gradient_penalty else keras.losses.BinaryCrossentropy(from_logits=True)
     generator, discriminator, gan = build_models(preset, latent, dropout)
-    discriminator.compile(optimizer=keras.optimizers.Adam(lr, beta_1=preset.beta_1), loss=loss,
-                          metrics=real_fake_accuracy(), jit_compile=jit_compile)
+
+    def adam():
+        return keras.optimizers.Adam(lr, beta_1=preset.beta_1, beta_2=preset.beta_2)
+    discriminator.compile(optimizer=adam(), loss=loss, metrics=real_fake_accuracy(bool(preset.gradient_penalty)),
+                          jit_compile=jit_compile)
     discriminator.trainable = False
-    gan.compile(optimizer=keras.optimizers.Adam(lr, beta_1=preset.beta_1), loss=loss, jit_compile=jit_compile)
+    gan.compile(optimizer=adam(), loss=loss, jit_compile=jit_compile)
     # Build both optimizers' slots now, each over the weights its step moves, so that a checkpoint can be
     # restored into them before the first train_on_batch.
     gan.optimizer.build(generator.trainable_variables)

@@ -24,8 +24,14 @@ class Preset:
     pixel_range: tuple = (-1, 1)  # (-1, 1) pairs with a tanh output, (0, 1) with a sigmoid
     lr: float = 1e-3       # Adam learning rate, for D and for G through the stacked GAN
     beta_1: float = 0.9    # Adam's first-moment decay
+    beta_2: float = 0.999  # Adam's second-moment decay (Keras's default; WGAN-GP's paper uses 0.9)
     dropout: float = 0.3   # D's dropout rate after each convolution: a D that memorises the reals leaves G no slope
     label_noise: float = 0.0  # D's labels move toward 0.5 by label_noise * U[0, 1) (train_step.jittered_labels)
+    # > 0: a Wasserstein GAN with gradient penalty of this weight (models.WassersteinCritic): D becomes a
+    # critic that scores, the loss is the score's mean, and critic_steps D updates, each on its own real
+    # batch, come before each G update. 0: the classic BCE GAN, one D update per G update.
+    gradient_penalty: float = 0.0
+    critic_steps: int = 1
     # D's fakes made with G in training mode (BatchNorm on the batch's own statistics), as systems A, D, E do;
     # False for the article's plain G(noise), which uses the moving averages that lag early in training.
     fakes_in_training_mode: bool = True
@@ -39,6 +45,12 @@ class Preset:
     # only the deconv G and the strided D have conditional forms.
     conditional: bool = False
     classes: int = 10      # Fashion-MNIST's, for a conditional preset
+
+    @property
+    def loss_name(self):
+        if self.gradient_penalty:
+            return f"Wasserstein, gradient penalty {self.gradient_penalty:g}, {self.critic_steps} D steps a G step"
+        return "BCE" + (f", label noise {self.label_noise}" if self.label_noise else "")
 
     @property
     def output_activation(self):
@@ -68,6 +80,12 @@ PRESETS = {p.name: p for p in [
     Preset("conditional", "the kit's recipe, conditioned on the class (A's extension)", "deconv", "strided",
            generator_options=dict(seed_channels=256), latent=100, noise="uniform",
            lr=2e-4, beta_1=0.5, batch=32, epochs=10, grid=8, average_decay=0.999, conditional=True),
+    # Not a seed system: system A's other idea for later, WGAN-GP (Gulrajani et al. 2017): the kit's G and D,
+    # D a critic without dropout, the paper's Adam (lr 1e-4, betas 0.5 / 0.9), penalty 10 and 5 critic steps.
+    Preset("wgan", "WGAN-GP: the kit's models, Wasserstein loss + gradient penalty (A's idea)", "deconv", "strided",
+           generator_options=dict(seed_channels=256), latent=100, noise="uniform", dropout=0.0,
+           lr=1e-4, beta_1=0.5, beta_2=0.9, gradient_penalty=10.0, critic_steps=5,
+           batch=32, epochs=10, grid=5, average_decay=0.999),
     Preset("wide", "E: 512-channel seed map, long training", "deconv", "strided",
            generator_options=dict(seed_channels=512), discriminator_options=dict(leak=0.3),
            latent=100, lr=1e-4, batch=128, epochs=300, grid=4),
@@ -77,6 +95,6 @@ DEFAULT_PRESET = "legacy"
 # Keras (its import alone takes 5 s or more); tests/test_presets.py builds every model and checks them.
 PARAMETERS = {"tutorial": (2_330_944, 212_865), "upsample": (2_155_137, 1_113_345), "legacy": (840_705, 212_865),
               "uniform": (2_330_944, 212_865), "kit": (2_330_944, 212_865), "conditional": (2_456_484, 228_965),
-              "wide": (4_454_720, 212_865)}
+              "wgan": (2_330_944, 212_865), "wide": (4_454_720, 212_865)}
 
 

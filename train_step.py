@@ -87,9 +87,11 @@ class BatchMaker(keras.Model):
         return keras.random.randint((batch, 1), 0, self.classes, seed=self.seed, dtype="int32")
 
 
-def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", share=(0, 1)):
+def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", share=(0, 1), critic_steps=1):
     """step(real_batch) -> (d_loss, g_loss, d_acc_real, d_acc_fake): one D update, then one G update.
     real_batch: images, or [images, classes] for a conditional preset.
+    `critic_steps` > 1 (WGAN-GP): real_batch holds critic_steps batches, each D's for one update, and G's
+    update comes after the last; D's figures are the mean of its updates'.
 
     Three calls into compiled code per step: the batch maker, then the two train_on_batch calls, of which
     only the last two wait for their results (their logs).
@@ -112,11 +114,23 @@ def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", 
         rows = len(array) // count
         return array[index * rows:(index + 1) * rows]
 
-    def step(real):
+    def train_d(real):
+        """One D update on a batch of reals and as many fakes; returns its figures and G's inputs."""
         d_inputs, labels, g_inputs = batch_maker.make(real) if on_one_device else batch_maker.predict_on_batch(real)
         if count > 1:
             d_inputs, labels, g_inputs = keras.tree.map_structure(own_slice, (d_inputs, labels, g_inputs))
-        d_loss, acc_real, acc_fake = models.train_discriminator(discriminator, d_inputs, labels)
+        return models.train_discriminator(discriminator, d_inputs, labels), g_inputs
+
+    def step(real):
+        if critic_steps == 1:
+            (d_loss, acc_real, acc_fake), g_inputs = train_d(real)
+        else:
+            figures = []
+            for update in range(critic_steps):
+                d_figures, g_inputs = train_d(keras.tree.map_structure(
+                    lambda array: array[update * batch:(update + 1) * batch], real))
+                figures.append(d_figures)
+            d_loss, acc_real, acc_fake = np.mean(figures, axis=0)
         g_loss = models.train_generator(gan, discriminator, g_inputs, real_labels)
         return d_loss, g_loss, acc_real, acc_fake
 

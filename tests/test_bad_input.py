@@ -99,6 +99,8 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("dcgan.py", "--bogus", "unrecognized arguments: --bogus"),
     ("dcgan.py", "--resume --overwrite", "--resume and --overwrite contradict each other"),
     ("dcgan.py", "--batch 500 --data-dir {root}/good --out {root}/o1", "--batch 500 is larger than the 64 training"),
+    ("dcgan.py", "--preset wgan --batch 16 --data-dir {root}/good --out {root}/o1",
+     "--batch 16 x 5 critic steps is larger than the 64 training images"),
     ("dcgan.py", "--data-dir {root}/nowhere", "data folder {root}/nowhere does not exist"),
     ("dcgan.py", "--data-dir {root}/missing --out {root}/o2", "train-labels-idx1-ubyte.gz: file not found"),
     ("dcgan.py", "--data-dir {root}/truncated --out {root}/o3", "train-images-idx3-ubyte.gz: not a readable gzip"),
@@ -237,6 +239,7 @@ def test_a_reader_that_stops_early_ends_the_script_quietly(tmp_path):
     ("dcgan", "--resume --batch 8 --data-dir {root}/good --out {root}/run"),
     ("dcgan", "--devices 2 --backend tensorflow --data-dir {root}/good --out {root}/o12"),
     ("dcgan", "--batch 500 --data-dir {root}/good --out {root}/o13"),
+    ("dcgan", "--preset wgan --batch 16 --data-dir {root}/good --out {root}/o13"),
     ("generate", "--class bag --run {root}/run"), ("evaluate", "--generator {root}/not_a_model.keras"),
 ])
 def test_what_needs_no_keras_is_refused_before_keras_is_imported(workspace, script, arguments):

@@ -37,8 +37,9 @@ def without_seconds(rows):
     return [row.split(",")[:seconds] + row.split(",")[seconds + 1:] for row in rows]
 
 
-@pytest.mark.parametrize("averaging", [[], ["--average-decay", "0.9"], ["--preset", "conditional"]],
-                         ids=["as trained", "averaged", "conditional (labels drawn too)"])
+@pytest.mark.parametrize("averaging", [[], ["--average-decay", "0.9"], ["--preset", "conditional"],
+                                       ["--preset", "wgan", "--limit", "80"]],
+                         ids=["as trained", "averaged", "conditional (labels drawn too)", "wgan (penalty points drawn too)"])
 def test_four_epochs_equal_two_plus_resumed_two(tiny_data, tmp_path, averaging):
     dcgan.main(run_args(tiny_data, tmp_path / "once", "--epochs", "4", *averaging))
     dcgan.main(run_args(tiny_data, tmp_path / "split", "--epochs", "2", *averaging))
