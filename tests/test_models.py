@@ -32,9 +32,10 @@ def test_legacy_parameter_counts_match_the_article():
     assert generator.output_shape == (None, 28, 28, 1)
 
 
-def test_discriminator_learns_on_its_step_and_is_untouched_on_the_gan_step():
+@pytest.mark.parametrize("name", ["legacy", "wgan"])  # wgan: D is a critic holding D's layers
+def test_discriminator_learns_on_its_step_and_is_untouched_on_the_gan_step(name):
     # The Keras 3 trap, on whichever backend the suite runs (CI runs it under TensorFlow and under JAX).
-    generator, discriminator, gan = models.build_gan(presets.PRESETS["legacy"])
+    generator, discriminator, gan = models.build_gan(presets.PRESETS[name])
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (16, 28, 28, 1)).astype("float32")
     labels = np.array([0] * 8 + [1] * 8, "float32")[:, None]

@@ -99,3 +99,13 @@ def test_a_wgan_step_trains_the_critic_critic_steps_times_and_g_once(tiny_data, 
     assert [row["step"] for row in rows] == list(range(1, steps + 1))
     assert all(np.isfinite([row["d_loss"], row["g_loss"]]).all() for row in rows)
     assert len(runs.read_history(out)) == 1
+
+
+def test_a_critic_is_right_when_it_scores_reals_above_the_batch_mean_whatever_the_scores_offset():
+    acc_real, acc_fake = models.real_fake_accuracy(critic=True)
+    labels = np.array([[0.0], [0.0], [1.0], [1.0]], "float32")  # fakes, then reals
+    for offset in (0.0, -100.0, 100.0):  # every score below 0, then above: the critic's loss cannot tell
+        scores = keras.ops.convert_to_tensor(np.array([[1.0], [9.0], [8.0], [20.0]], "float32") + offset)
+        # mean 9.5 (+ offset): reals 20 above it, 8 not; fakes 1 below it, 9 too
+        assert float(keras.ops.convert_to_numpy(acc_real(labels, scores))) == 0.5
+        assert float(keras.ops.convert_to_numpy(acc_fake(labels, scores))) == 1.0
