@@ -384,6 +384,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     # Where the loop starts: a checkpoint holds the epoch in progress, the steps done in it, the shuffling
     # state at that epoch's start (to draw the same order again) and the partial sums of its figures.
     epoch, first_step, sums, seconds_before, history = 1, 0, np.zeros(4), 0.0, []
+    diverged_at = None  # (epoch, step) where the last try stopped on a NaN, while this one has not passed it
     step_rows, epoch_step_rows = [], []  # every step so far (for losses.png); the epoch in progress's
     if args.resume:  # nothing on disk changes until a checkpoint has been read whole
         last, state, skipped = checkpoints.restore_newest(out, run.checkpoint, backend)
@@ -407,11 +408,14 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
             epoch_step_rows = state.get("step_rows", [])
         step_rows = runs.read_steps(out, before_epoch=epoch)
         print(f"resuming {out} at epoch {epoch}, step {first_step} (checkpoint {last.name})")
-        if diverged := runs.read_diverged(out):  # the record is of the last try; this one writes its own
+        if diverged := runs.read_diverged(out):
             print(f"note: its last training stopped on a {diverged['loss']} loss at epoch {diverged['epoch']}, step "
                   f"{diverged['step']}; resuming repeats the same steps, so it will most likely stop there again "
                   "(a lower --lr is a new run, in another --out)")
-            (write_to / runs.DIVERGED_FILE).unlink(missing_ok=True)
+            # The record stays until this try gets past that step: stopped before it, the run still diverges
+            # there (sweep.py reads the record). An unreadable record's place is unknown: the first step passes.
+            readable = isinstance(diverged["epoch"], int) and isinstance(diverged["step"], int)
+            diverged_at = (diverged["epoch"], diverged["step"]) if readable else (0, 0)
         if state.get("backend", "tensorflow") != backend:
             print(f"it was written under {state.get('backend', 'tensorflow')} and goes on under {backend}: weights, "
                   "optimizer moments, average, history and frames carry over; the random streams (noise, "
@@ -491,6 +495,9 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
                              f"step {step + 1}; training stopped. Kept: "
                              + (f"checkpoint {kept.name} and its generator.keras" if kept else "nothing yet")
                              + "; try a lower --lr", status=EXIT_DIVERGED)
+                if diverged_at and (epoch, step + 1) >= diverged_at:  # past where the last try diverged
+                    (write_to / runs.DIVERGED_FILE).unlink(missing_ok=True)
+                    diverged_at = None
                 if average:
                     average.update()
                 if step + 1 in mid_epoch_frames:  # not counted in the epoch's seconds: they time training

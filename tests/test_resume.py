@@ -112,6 +112,21 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_kept(tiny_data, tmp_path, 
     for a, b in zip(good, generator_weights(run)):
         np.testing.assert_array_equal(a, b)
     assert runs.read_diverged(run) == dict(epoch=2, step=3, loss="nan")  # so that sweep.py does not retry it
+
+    def ctrl_c_at_step_2(*args):  # a try stopped before it reaches where the last one diverged
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*args)
+
+    calls["n"] = 0
+    monkeypatch.setattr(models, "train_generator", ctrl_c_at_step_2)
+    with pytest.raises(SystemExit) as e:
+        dcgan.main(["--resume", "--epochs", "2", "--out", str(run), "--data-dir", str(tiny_data)])
+    assert e.value.code == 128 + signal.SIGINT and "interrupted (SIGINT)" in capsys.readouterr().err
+    assert checkpoints.latest(run).name == "epoch_0002_step_000002"
+    assert runs.read_diverged(run) == dict(epoch=2, step=3, loss="nan")  # it would still stop there
+
     monkeypatch.setattr(models, "train_generator", real_step)
     capsys.readouterr()
     dcgan.main(["--resume", "--epochs", "2", "--out", str(run), "--data-dir", str(tiny_data)])
