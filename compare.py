@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import cli
+import presets
 import runs
 import viz
 
@@ -102,7 +103,8 @@ def compare(folders, out):
             frame_title = f"{run['folder']}: {run['frame'].name} unreadable"
             print(f"warning: {run['frame']} cannot be read; {run['folder']} is drawn without it")
         shown.append(dict(label=label_of(run["folder"], differing, index), steps=run["steps"],
-                          history=run["history"], frame=frame, frame_title=frame_title))
+                          history=run["history"], frame=frame, frame_title=frame_title,
+                          critic=presets.trains_a_critic(run["config"])))
     names = first_the_flags(differing)
     what = ", ".join(names[:4]) + (", …" if len(names) > 4 else "") if names else "same settings"
     runs.replace_atomically(out, lambda path: viz.plot_runs(path, f"{len(found)} runs ({what})", shown))

@@ -533,7 +533,8 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
             epoch, first_step, sums, seconds_before, epoch_step_rows = epoch + 1, 0, np.zeros(4), 0.0, []
 
     runs.replace_atomically(write_to / "losses.png", lambda path: viz.plot_training(
-        step_rows, history, path, title=f"DCGAN, preset {preset.name}, {len(history)} epoch(s)"))
+        step_rows, history, path, title=f"DCGAN, preset {preset.name}, {len(history)} epoch(s)",
+        critic=presets.trains_a_critic(config)))
     print(f"done: {len(history)} epoch(s), {time.perf_counter() - started:.0f} s in all (start-up, training, "
           f"pictures{', scoring' if scorer else ''}); outputs in {out}/ "
           "(next: " + "; ".join(cli.command("python", script, "--run", out)

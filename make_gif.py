@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import cli
+import presets
 import runs
 import viz
 
@@ -39,7 +40,7 @@ def training_steps(run):
     return steps
 
 
-def beside_curves(pictures, frames, steps):
+def beside_curves(pictures, frames, steps, critic=False):
     """Each frame with, on its right, the run's curves up to the step it was drawn at (about 0.1 s a frame, one
     figure redrawn: a bar on a terminal, for a long run's hundreds)."""
     from tqdm import tqdm
@@ -51,7 +52,7 @@ def beside_curves(pictures, frames, steps):
             grey = picture if picture.ndim == 3 else np.stack([picture] * 3, axis=-1)
             height = grey.shape[0]
             if height not in drawers:
-                drawers[height] = viz.TrainingCurves(steps, height)
+                drawers[height] = viz.TrainingCurves(steps, height, critic)
             shown.append(np.concatenate([grey[..., :3], drawers[height].at(runs.frame_drawn_after(frame))], axis=1))
     finally:
         for drawer in drawers.values():
@@ -81,7 +82,11 @@ def make_gif(run, fps, curves=False):
             cli.fail(f"frame {path} cannot be read ({type(e).__name__}); delete it or retrain that epoch")
     pictures = same_size(pictures)
     if curves:
-        pictures = beside_curves(pictures, frames, training_steps(run))
+        try:
+            config = runs.read_config(run)
+        except runs.RunError:  # frames without a readable config.json: drawn as a BCE run's
+            config = None
+        pictures = beside_curves(pictures, frames, training_steps(run), presets.trains_a_critic(config))
     gif = run / "dcgan.gif"
     # loop=0 repeats forever; the last frame is held a little longer so the final result can be seen.
     durations = [1000 / fps] * (len(pictures) - 1) + [max(1000 / fps, 1500)]

@@ -91,6 +91,13 @@ PRESETS = {p.name: p for p in [
            latent=100, lr=1e-4, batch=128, epochs=300, grid=4),
 ]}
 DEFAULT_PRESET = "legacy"
+
+
+def trains_a_critic(config):
+    """True for a run (its config.json) of a WGAN-GP preset: its D's loss is Wasserstein's, not BCE, so the
+    pictures mark another level for "D cannot tell real from fake" (viz.guessing_loss)."""
+    preset = PRESETS.get((config or {}).get("preset"))
+    return bool(preset and preset.gradient_penalty)
 # (G, D) parameter counts of each preset's models, so that --list-presets prints them without importing
 # Keras (its import alone takes 5 s or more); tests/test_presets.py builds every model and checks them.
 PARAMETERS = {"tutorial": (2_330_944, 212_865), "upsample": (2_155_137, 1_113_345), "legacy": (840_705, 212_865),

@@ -120,10 +120,20 @@ def in_epochs(steps):
     return [row["epoch"] - 1 + row["step"] / steps_per_epoch for row in steps], max(1, len(steps) // 50)
 
 
-def plot_training(steps, history, path, title="DCGAN training"):
+def guessing_loss(critic=False):
+    """(D's loss when it cannot tell real from fake, what the line means). BCE: ln 2, each image called real
+    with probability 1/2. A WGAN critic (`critic`): 0, reals and fakes scored alike on average (its gradient
+    penalty adds a little above that). Its G's loss has no such level: the critic's scores have no zero."""
+    if critic:
+        return 0.0, "0: D scores real and fake alike"
+    return np.log(2), "ln 2 = 0.69: D can only guess"
+
+
+def plot_training(steps, history, path, title="DCGAN training", critic=False):
     """steps: per-step dicts (epoch, step, d_loss, g_loss, d_acc_real, d_acc_fake; step counts from 1 in its
     epoch), history: per-epoch rows (fd where scored) -> one PNG. Each step is drawn faintly, the trailing
-    mean over about a fiftieth of the run boldly (system E's habit), so even a one-epoch demo has curves."""
+    mean over about a fiftieth of the run boldly (system E's habit), so even a one-epoch demo has curves.
+    `critic`: the run trained a WGAN critic (presets.trains_a_critic): its losses are Wasserstein's."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no screen is needed or assumed
@@ -134,8 +144,8 @@ def plot_training(steps, history, path, title="DCGAN training"):
     scored = [row for row in history if row.get("fd") not in (None, "")]
     with plt.rc_context({"font.size": 16, "axes.titlesize": 20, "legend.fontsize": 14, "lines.linewidth": 2.5}):
         fig, axes = plt.subplots(1, 3 if scored else 2, figsize=(22 if scored else 15, 6.5))
-        panels = [(axes[0], [("d_loss", "D's loss"), ("g_loss", "G's loss")], "loss (BCE)",
-                   (np.log(2), "ln 2 = 0.69: D can only guess")),
+        panels = [(axes[0], [("d_loss", "D's loss"), ("g_loss", "G's loss")],
+                   "loss (Wasserstein + penalty)" if critic else "loss (BCE)", guessing_loss(critic)),
                   (axes[1], [("d_acc_real", "D right on real"), ("d_acc_fake", "D right on fake")], "accuracy",
                    (0.5, "0.5: D can only guess"))]
         for ax, curves, ylabel, (level, meaning) in panels:
@@ -160,12 +170,12 @@ def plot_training(steps, history, path, title="DCGAN training"):
         plt.close(fig)
 
 
-def training_so_far(steps, drawn_after, height):
+def training_so_far(steps, drawn_after, height, critic=False):
     """An RGB picture `height` pixels tall: D's and G's losses (top) and D's accuracies (below) over the
     whole run, faint, the part up to `drawn_after` = (epoch, steps of it done; None: its end) bold, and a line
     there. Beside a frame drawn then, it shows where in the game between D and G the picture was taken.
     For many frames of one run, TrainingCurves draws the figure once."""
-    curves = TrainingCurves(steps, height)
+    curves = TrainingCurves(steps, height, critic)
     try:
         return curves.at(drawn_after)
     finally:
@@ -178,7 +188,7 @@ class TrainingCurves:
 
     STYLE = {"font.size": 15, "axes.titlesize": 17, "legend.fontsize": 13, "lines.linewidth": 2.5}
 
-    def __init__(self, steps, height):
+    def __init__(self, steps, height, critic=False):
         import matplotlib
 
         matplotlib.use("Agg")
@@ -192,7 +202,8 @@ class TrainingCurves:
         with plt.rc_context(self.STYLE):  # ticks are laid out at each draw: the same style then (see at)
             self.fig, self.axes = plt.subplots(2, 1, figsize=(1.15 * height / dpi, height / dpi), dpi=dpi,
                                                sharex=True)
-            panels = [(self.axes[0], [("d_loss", "D's loss"), ("g_loss", "G's loss")], np.log(2), "losses"),
+            panels = [(self.axes[0], [("d_loss", "D's loss"), ("g_loss", "G's loss")], guessing_loss(critic)[0],
+                       "losses"),
                       (self.axes[1], [("d_acc_real", "D right on real"), ("d_acc_fake", "D right on fake")], 0.5,
                        "how often D is right")]
             for ax, curves, guessing, title in panels:
@@ -267,7 +278,7 @@ def plot_bars_beside_picture(path, title, bars, picture):
 
 def plot_runs(path, title, runs):
     """Several runs on shared axes: runs = [dict(label, steps, history, frame (uint8 picture or None),
-    frame_title)], with steps and history as plot_training takes them. Top: D's and G's losses, D's accuracies
+    frame_title, critic (optional, as plot_training takes it))], with steps and history as plot_training takes them. Top: D's and G's losses, D's accuracies
     (real solid, fake dashed) and FD where any run was scored, each run one colour; below: each run's frame."""
     import matplotlib
 
@@ -291,9 +302,15 @@ def plot_runs(path, title, runs):
                 points = [(row["epoch"], row["fd"]) for row in run["history"] if row.get("fd") is not None]
                 if points:
                     axes[3].plot(*zip(*points), "o-", color=colour)
-        for ax, name, level in ((axes[0], "D's loss", np.log(2)), (axes[1], "G's loss", np.log(2)),
-                                (axes[2], "D right on real (solid), on fake (dashed)", 0.5)):
-            ax.axhline(level, color="grey", linestyle=":", linewidth=1.5)  # where D can only guess
+        # Where D can only guess; for the losses only where every run has the same loss (BCE's ln 2, or a
+        # critic's 0 for D's loss: guessing_loss)
+        kinds = {bool(run.get("critic")) for run in runs}
+        bce, critic = kinds == {False}, kinds == {True}
+        levels = (guessing_loss(critic)[0] if bce or critic else None, np.log(2) if bce else None, 0.5)
+        for (ax, name), level in zip(((axes[0], "D's loss"), (axes[1], "G's loss"),
+                                      (axes[2], "D right on real (solid), on fake (dashed)")), levels):
+            if level is not None:
+                ax.axhline(level, color="grey", linestyle=":", linewidth=1.5)
             ax.set(title=name, xlabel="epoch")
             ax.grid(alpha=0.3)
         if scored:

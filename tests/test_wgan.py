@@ -12,6 +12,7 @@ import dcgan
 import models
 import presets
 import runs
+import viz
 
 
 def linear_critic(weights, penalty_weight):
@@ -109,3 +110,21 @@ def test_a_critic_is_right_when_it_scores_reals_above_the_batch_mean_whatever_th
         # mean 9.5 (+ offset): reals 20 above it, 8 not; fakes 1 below it, 9 too
         assert float(keras.ops.convert_to_numpy(acc_real(labels, scores))) == 0.5
         assert float(keras.ops.convert_to_numpy(acc_fake(labels, scores))) == 1.0
+
+
+def guessing_lines(ax):
+    """The y of each horizontal dashed line on a matplotlib axis: where a picture says D can only guess."""
+    return [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"]
+
+
+def test_pictures_mark_where_d_can_only_guess_by_the_run_s_loss():
+    # A critic's loss is no BCE: its "cannot tell" level is 0, not ln 2 (a line at 0.69 would mislead).
+    assert presets.trains_a_critic({"preset": "wgan"}) and not presets.trains_a_critic({"preset": "kit"})
+    assert not presets.trains_a_critic(None) and not presets.trains_a_critic({"preset": "gone"})
+    steps = [dict(epoch=1, step=s, d_loss=-1.0, g_loss=-20.0, d_acc_real=0.7, d_acc_fake=0.7) for s in range(1, 9)]
+    for critic, level in ((True, 0.0), (False, np.log(2))):
+        curves = viz.TrainingCurves(steps, 200, critic)
+        try:
+            assert guessing_lines(curves.axes[0]) == [pytest.approx(level)]
+        finally:
+            curves.close()
