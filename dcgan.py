@@ -89,8 +89,9 @@ def parse_args(argv=None):
                         "decay D, 0 or more and below 1, e.g. 0.999 (kit: 0.999; the seed presets: 0 = off, G "
                         "as trained)")
     p.add_argument("--seed", type=cli.seed,
-                   help="random seed, 0 to 2**32 - 1; the same seed on CPU gives the same history (default: a "
-                        "new one, recorded in config.json)")
+                   help="random seed, 0 to 2**32 - 1; the same seed on CPU gives the same history (wgan under "
+                        "TensorFlow: with TF_NUM_INTEROP_THREADS=1 TF_NUM_INTRAOP_THREADS=1, see the README's "
+                        "*Nothing lost*) (default: a new one, recorded in config.json)")
     p.add_argument("--limit", type=cli.positive_int, metavar="N",
                    help="train on the first N images only (1 or more), for quick demos")
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: search "
