@@ -278,8 +278,9 @@ def plot_bars_beside_picture(path, title, bars, picture):
 
 def plot_runs(path, title, runs):
     """Several runs on shared axes: runs = [dict(label, steps, history, frame (uint8 picture or None),
-    frame_title, critic (optional, as plot_training takes it))], with steps and history as plot_training takes them. Top: D's and G's losses, D's accuracies
-    (real solid, fake dashed) and FD where any run was scored, each run one colour; below: each run's frame."""
+    frame_title, critic (optional))], with steps, history and critic as plot_training takes them. Top: D's and
+    G's losses, D's accuracies (real solid, fake dashed) and FD where any run was scored, each run one colour;
+    below: each run's frame."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -47,11 +47,14 @@ WGAN_EXACT_ON_THIS_BACKEND = keras.backend.backend() != "tensorflow"
 ONE_THREAD = {"TF_NUM_INTEROP_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"}  # read by TensorFlow at start-up
 
 
+WGAN_IN_THIS_PROCESS = pytest.param(["--preset", "wgan", "--limit", "80"], marks=pytest.mark.skipif(
+    not WGAN_EXACT_ON_THIS_BACKEND, reason="TensorFlow: in test_wgan_resumes_to_the_bit_on_one_thread"))
+
+
 @pytest.mark.parametrize("averaging", [[], ["--average-decay", "0.9"], ["--preset", "conditional"],
-                                       pytest.param(["--preset", "wgan", "--limit", "80"], marks=pytest.mark.skipif(
-                                           not WGAN_EXACT_ON_THIS_BACKEND,
-                                           reason="TensorFlow: in test_wgan_resumes_to_the_bit_on_one_thread"))],
-                         ids=["as trained", "averaged", "conditional (labels drawn too)", "wgan (penalty points drawn too)"])
+                                       WGAN_IN_THIS_PROCESS],
+                         ids=["as trained", "averaged", "conditional (labels drawn too)",
+                              "wgan (penalty points drawn too)"])
 def test_four_epochs_equal_two_plus_resumed_two(tiny_data, tmp_path, averaging):
     dcgan.main(run_args(tiny_data, tmp_path / "once", "--epochs", "4", *averaging))
     dcgan.main(run_args(tiny_data, tmp_path / "split", "--epochs", "2", *averaging))
