@@ -90,8 +90,8 @@ def parse_args(argv=None):
                         "as trained)")
     p.add_argument("--seed", type=cli.seed,
                    help="random seed, 0 to 2**32 - 1; the same seed on CPU gives the same history (wgan under "
-                        "TensorFlow: with TF_NUM_INTEROP_THREADS=1 TF_NUM_INTRAOP_THREADS=1, see the README's "
-                        "*Nothing lost*) (default: a new one, recorded in config.json)")
+                        "TensorFlow: not to the bit, see the README's *Nothing lost*) (default: a new one, "
+                        "recorded in config.json)")
     p.add_argument("--limit", type=cli.positive_int, metavar="N",
                    help="train on the first N images only (1 or more), for quick demos")
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: search "
