@@ -25,11 +25,12 @@ BOTH = pytest.mark.skipif(keras.backend.backend() != "tensorflow" or "jax" not i
                           reason="needs TensorFlow and JAX; runs once, in the TensorFlow pass")
 
 
-def run_script(*args, backend=None, check=True, env=None):
-    """Run one of the kit's scripts in a fresh process (optionally with --backend); returns the result."""
+def run_script(*args, backend=None, check=True, env=None, cwd=None):
+    """Run one of the kit's scripts in a fresh process (optionally with --backend), in `cwd` (default: this
+    one); returns the result."""
     env = dict(os.environ, **(env or {}))  # --backend, where given, wins over $KERAS_BACKEND
     command = [sys.executable, str(ROOT / args[0]), *args[1:], *(["--backend", backend] if backend else [])]
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -47,10 +48,11 @@ def history(run):
 # ---- choosing a backend -----------------------------------------------------------------------------
 
 def test_an_unknown_backend_is_one_line(tmp_path):
+    # In an empty folder: a run already in ./out (a user's, after the README's lesson) would be refused first
     for args, env, message in [(["dcgan.py", "--backend", "theano"], {}, "argument --backend: invalid choice"),
                                (["dcgan.py", "--epochs", "1"], {"KERAS_BACKEND": "theano"},
                                 "KERAS_BACKEND=theano is not a backend the kit runs on")]:
-        result = run_script(*args, check=False, env=env)
+        result = run_script(*args, check=False, env=env, cwd=tmp_path)
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
 

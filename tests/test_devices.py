@@ -201,8 +201,10 @@ def test_two_processes_train_one_run_with_the_same_weights_and_resume(tmp_path):
     (["--processes", "2", "--backend", "jax", "--process-index", "2", "--coordinator", "h:1"], "--process-index 0 to 1"),
     (["--processes", "2", "--backend", "jax", "--process-index", "0"], "needs --coordinator HOST:PORT"),
 ])
-def test_a_run_of_several_processes_that_cannot_start_is_refused_in_one_line(flags, says, monkeypatch, capsys):
+def test_a_run_of_several_processes_that_cannot_start_is_refused_in_one_line(flags, says, monkeypatch, capsys,
+                                                                            tmp_path):
     import dcgan
+    monkeypatch.chdir(tmp_path)  # --out is ./out: a run left there (the README's lesson) would be refused first
     monkeypatch.setattr(dcgan.backends, "use", lambda name: name)  # no Keras switch needed: it stops before
     monkeypatch.setattr(dcgan.backends, "current", lambda: flags[flags.index("--backend") + 1])
     with pytest.raises(SystemExit) as stopped:
