@@ -4,7 +4,8 @@ Bottom floor of the kit: files only, nothing of GANs.
 
     RUN/config.json  history.csv  steps.csv  images/epoch_NNNN.png  generator.keras  losses.png  dcgan.gif
         images/epoch_NNNN_step_SSSSSS.png (frames within an epoch, --frames-per-epoch)
-        eval.json  eval.png (evaluate.py)  samples.png  walks.png (generate.py)
+        eval.json  eval.png (evaluate.py)  samples.png  walks.png (generate.py)  verdicts.png  verdicts.json
+        (verdicts.py)
         checkpoints/ (see checkpoints.py)  .lock (held while a process trains in it)
         diverged.json (where its last training stopped on a NaN loss)
 """
@@ -21,7 +22,8 @@ from pathlib import Path
 HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds", "fd", "classes_covered"]
 STEP_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake"]  # steps.csv: one row a step
 RUN_FILES = ["config.json", "history.csv", "steps.csv", "generator.keras", "generator_best.keras", "losses.png",
-             "dcgan.gif", "eval.json", "eval.png", "samples.png", "walks.png", "diverged.json"]
+             "dcgan.gif", "eval.json", "eval.png", "samples.png", "walks.png", "verdicts.png", "verdicts.json",
+             "diverged.json"]
 DIVERGED_FILE = "diverged.json"
 CHECKPOINT_FOLDER = "checkpoints"
 RUN_FOLDERS = ["images", CHECKPOINT_FOLDER]  # removed by --overwrite only when nothing else is in them

@@ -144,6 +144,10 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("trap.py", "--data-dir {root}/missing --out {root}/trap.png", "train-labels-idx1-ubyte.gz: file not found"),
     ("compare.py", "a b c d e f g", "7 runs given; at most 6 fit one picture"),
     ("compare.py", "{root}/run --out {root}/a_file/c.png", "{root}/a_file (for c.png) is a file"),
+    ("verdicts.py", "--run {root}/nowhere", "{root}/nowhere holds no DCGAN run (no config.json); train one"),
+    ("verdicts.py", "--run {root}/no_ckpt", "{root}/no_ckpt has no checkpoint to take D from"),
+    ("verdicts.py", "--count 3", "argument --count: must be at least 8, got 3"),
+    ("verdicts.py", "--run {root}/run --data-dir {root}/nowhere", "data folder {root}/nowhere does not exist"),
     ("sweep.py", "speed 1 2", "argument SETTING: invalid choice: 'speed'"),
     ("sweep.py", "lr 0.001", "1 value(s) of lr given; give 2 to 6"),
     ("sweep.py", "lr 0.001 fast", "argument --lr: expected a number, got 'fast' (see dcgan.py --help)"),
@@ -207,6 +211,8 @@ READ_ONLY_CASES = [  # (script, arguments with {top} for the read-only folder, w
     ("make_gif.py", "--run {top}/run", "cannot write to run folder {top}/run ("),
     ("generate.py", "--run {top}/run", "cannot write to --out {top}/run ("),
     ("evaluate.py", "--run {top}/run --data-dir {top}/data", "cannot write to {top}/run (for eval.json and eval.png)"),
+    ("verdicts.py", "--run {top}/run --data-dir {top}/data",
+     "cannot write to {top}/run (for verdicts.png and verdicts.json)"),
 ]
 
 
@@ -241,6 +247,7 @@ def test_a_reader_that_stops_early_ends_the_script_quietly(tmp_path):
     ("dcgan", "--batch 500 --data-dir {root}/good --out {root}/o13"),
     ("dcgan", "--preset wgan --batch 16 --data-dir {root}/good --out {root}/o13"),
     ("generate", "--class bag --run {root}/run"), ("evaluate", "--generator {root}/not_a_model.keras"),
+    ("verdicts", "--run {root}/no_ckpt"), ("verdicts", "--run {root}/run --data-dir {root}/nowhere"),
 ])
 def test_what_needs_no_keras_is_refused_before_keras_is_imported(workspace, script, arguments):
     """TensorFlow's import alone takes about 10 s on a 2-core CPU: a mistyped --data-dir or --out, a flag that
@@ -259,7 +266,7 @@ def test_a_backend_that_is_not_one_is_one_line_in_every_script_that_takes_one(wo
     before = every_file(workspace)
     for script, arguments in (("dcgan.py", "--data-dir {root}/good --out {root}/o10"), ("evaluate.py", "--run {root}/run"),
                               ("generate.py", "--run {root}/run --out {root}/o11"), ("trap.py", "--data-dir {root}/good"),
-                              ("bench.py", "")):
+                              ("verdicts.py", "--run {root}/run"), ("bench.py", "")):
         args = [a.format(root=workspace) for a in arguments.split()]
         result = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
                                 cwd=workspace, env={**os.environ, "KERAS_BACKEND": "theano"})

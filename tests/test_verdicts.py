@@ -1,0 +1,96 @@
+"""verdicts.py: D's numbers for training images, test images and fakes, from the run's newest checkpoint."""
+
+import json
+
+import numpy as np
+import pytest
+
+import checkpoints
+import dcgan
+import models
+import presets
+import runs
+import verdicts
+
+RUNS = {  # preset: dcgan.py flags for a few steps on the tiny data
+    "legacy": ["--batch", "8", "--limit", "32"],
+    "wgan": ["--batch", "8", "--limit", "80"],  # 5 critic steps of 8 per G step
+    "conditional": ["--batch", "8", "--limit", "32"],
+}
+
+
+def tiny_run(folder, tiny_data, preset):
+    run = folder / preset
+    dcgan.main(["--preset", preset, "--epochs", "1", "--seed", "0", "--eval-every", "0", *RUNS[preset],
+                "--data-dir", str(tiny_data), "--out", str(run)])
+    return run
+
+
+def rewrite_newest_checkpoint(run, preset, d_logit):
+    """Make the newest checkpoint's D answer `d_logit` for every image (every weight 0 but its last bias) and
+    its G draw only mid-grey (every weight 0): what verdicts.py reports is then known exactly."""
+    generator, discriminator, _ = models.build_models(presets.PRESETS[preset], 100)
+    last_bias = discriminator.layers[-1].weights[-1] if preset != "wgan" else discriminator.scorer.layers[-1].bias
+    path = checkpoints.latest(run) / checkpoints.TENSORS_FILE
+    with np.load(path) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    for group, variables in (("generator", generator.weights), ("discriminator", discriminator.weights)):
+        for i, variable in enumerate(variables):
+            key = f"{group}/{i:04d}"
+            arrays[key] = np.full_like(arrays[key], d_logit if variable is last_bias else 0.0)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize("preset, d_logit", [("legacy", 2.0), ("wgan", -3.0), ("conditional", -1.5)])
+def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tmp_path, tiny_data, capsys, preset, d_logit):
+    run = tiny_run(tmp_path, tiny_data, preset)
+    rewrite_newest_checkpoint(run, preset, d_logit)
+    report = verdicts.main(["--run", str(run), "--count", "16"])
+    critic = preset == "wgan"
+    expected = d_logit if critic else 1 / (1 + np.exp(-d_logit))  # a critic's raw score, else a probability
+    assert report["critic"] == critic
+    for kind in ("training", "test", "fakes"):
+        assert report[kind]["mean"] == pytest.approx(expected, abs=1e-6), kind
+        # one number for every image: above 0.5, all called real; a critic's midpoint is that number itself
+        assert report[kind]["called_real"] == (1.0 if expected > report["threshold"] else 0.0)
+    assert report["memorised"] == pytest.approx(0.0, abs=1e-6)
+    assert report["checkpoint"] == checkpoints.latest(run).name
+    assert json.loads((run / "verdicts.json").read_text()) == report
+    assert (run / "verdicts.png").read_bytes()[:4] == b"\x89PNG"
+    out = capsys.readouterr().out
+    assert f"checkpoint {report['checkpoint']}" in out and "wrote" in out
+    assert ("score (mean)" if critic else "P(real) (mean)") in out
+
+
+def test_the_fakes_shown_are_drawn_by_the_checkpoints_g(tmp_path, tiny_data):
+    run = tiny_run(tmp_path, tiny_data, "legacy")
+    config, preset = verdicts.read_run(run)
+    _, _, examples = verdicts.verdicts(run, config, preset, 16, seed=0)
+    assert examples[0][1].std() > 0  # trained weights: fakes that differ
+    rewrite_newest_checkpoint(run, "legacy", 0.0)
+    _, _, examples = verdicts.verdicts(run, config, preset, 16, seed=0)
+    assert np.all(examples[0][1] == 128)  # every weight 0: tanh(0), mid-grey, in every fake
+    # D says the same of every test image: the first it judged are shown, as the data holds them
+    judged = verdicts.judged_images(config, tiny_data, 16, seed=0)["test"][0]
+    assert np.array_equal(examples[1][1], judged[:verdicts.SHOWN])
+
+
+def test_the_training_images_judged_are_those_the_run_trained_on(tiny_data):
+    import data
+
+    chosen = verdicts.judged_images({"limit": 16}, tiny_data, 16, seed=3)
+    first_16, _ = data.load_split("train", tiny_data, 16)
+    assert sorted(map(bytes, chosen["training"][0])) == sorted(map(bytes, first_16))  # all 16, none beyond
+    test_images, _ = data.load_split("test", tiny_data)
+    assert all(any(np.array_equal(image, t) for t in test_images) for image in chosen["test"][0])
+    again = verdicts.judged_images({"limit": 16}, tiny_data, 16, seed=3)
+    assert np.array_equal(again["test"][0], chosen["test"][0])  # the same seed, the same images
+
+
+def test_an_overwrite_clears_the_verdicts_of_the_run_it_replaces(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "verdicts.png").write_bytes(b"old")
+    (tmp_path / "verdicts.json").write_text("{}")
+    runs.clear_run(tmp_path)
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,184 @@
+"""What D thinks: its verdicts on training images, on test images it never saw, and on G's fakes.
+
+    python verdicts.py                      # out/ -> out/verdicts.png and out/verdicts.json
+    python verdicts.py --run runs/kit --count 2000 --seed 1
+
+The loop prints how often D is right on each batch; this shows how sure it is, image by image. D and G
+come from the run's newest checkpoint: the G that D trained against (for the kit preset that is not
+generator.keras, which holds G's weight average), its fakes made as D met them in training (BatchNorm in
+training mode where the preset trains so), D in inference mode (no dropout). The picture holds:
+- D's probability that an image is real, as three histograms: training images, test images, fakes. Where
+  the fakes' hump sits on the reals', D cannot tell them apart; where the training images' hump sits right
+  of the test images', D has learnt the training set by heart rather than what a garment looks like.
+- the fakes D believed most and the test images it doubted most, each with its probability.
+A WGAN-GP critic (preset wgan) gives scores, not probabilities: only their differences mean anything,
+so the picture shows raw scores, and "called real" means above the midpoint of the test and fake means.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import backends
+import cli
+import data
+import presets
+import runs
+
+SHOWN = 8  # images per row of examples
+
+
+def add_flags(parser):
+    parser.add_argument("--run", default="out", help="run folder written by dcgan.py (default: out)")
+    parser.add_argument("--count", type=cli.int_at_least(SHOWN, 10_000), default=1000,
+                        help=f"images of each kind to judge: training, test, fakes; {SHOWN} to 10000 (default: 1000; "
+                             "all the training images where the run trained on fewer)")
+    parser.add_argument("--seed", type=cli.seed, default=0,
+                        help="which images and noise, 0 to 2**32 - 1 (default: 0)")
+    parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: the run's, else the "
+                                            "usual search)")
+    backends.add_flag(parser)
+
+
+def read_run(run):
+    """(the run's config, its preset), or a one-line error before Keras's import: no run, an unreadable
+    config, or no checkpoint to take D from."""
+    if not runs.is_run(run):
+        cli.fail(f"{run} holds no DCGAN run (no config.json); train one with python dcgan.py, or pass --run")
+    try:
+        config = json.loads((run / "config.json").read_text())
+        preset = presets.PRESETS[config["preset"]]
+        [config[key] for key in ("latent", "noise", "batch", "fakes_in_training_mode")]  # what the models need
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        cli.fail(f"{run / 'config.json'} is not a dcgan.py run config ({type(e).__name__}); rerun dcgan.py")
+    if not runs.complete_checkpoints(run):
+        cli.fail(f"{run} has no checkpoint to take D from (the shipped pretrained/kit holds G alone); train a run "
+                 "with python dcgan.py")
+    return config, preset
+
+
+def judged_images(config, data_dir, count, seed):
+    """{"training": (uint8 images, classes), "test": ...}: `count` of each (all, where there are fewer), drawn
+    with `seed`; the training images from those the run trained on (its --limit)."""
+    rng = np.random.default_rng(seed)
+    chosen = {}
+    for kind, split, limit in (("training", "train", config.get("limit")), ("test", "test", None)):
+        images, classes = data.load_split(split, data_dir, limit)
+        rows = rng.choice(len(images), min(count, len(images)), replace=False)
+        chosen[kind] = images[rows], classes[rows].astype(np.int32)
+    return chosen
+
+
+def restore_g_and_d(run, config, preset):
+    """(G, D, checkpoint folder, epoch, step): the run's models with the newest checkpoint's weights."""
+    import checkpoints
+    import keras
+    import models
+
+    keras.mixed_precision.set_global_policy("float32")  # whatever trained them: the weights are float32
+    generator, discriminator, _ = models.build_models(preset, config["latent"], config.get("dropout"))
+    groups = dict(generator=generator.weights, discriminator=discriminator.weights)
+    folder, state, _ = checkpoints.restore_newest(run, groups, backends.current())
+    return generator, discriminator, folder, state["epoch"], state["step"]
+
+
+def make_fakes(generator, config, preset, count, seed):
+    """(fakes in D's pixel range, their classes or None): drawn as the batch maker draws them in training,
+    a run's batch at a time (BatchNorm's batch statistics are a batch's), classes at random."""
+    import keras
+
+    import sampling
+
+    rng = np.random.default_rng(seed + 1)  # +1: not the same draws as the images'
+    noise = sampling.noise_on_host(config["noise"], count, config["latent"], seed + 1)
+    classes = rng.integers(0, preset.classes, (count, 1)).astype(np.int32) if preset.conditional else None
+    fakes = []
+    for start in range(0, count, config["batch"]):
+        z = noise[start:start + config["batch"]]
+        inputs = [z, classes[start:start + len(z)]] if preset.conditional else z
+        fakes.append(keras.ops.convert_to_numpy(generator(inputs, training=config["fakes_in_training_mode"])))
+    return np.concatenate(fakes).astype(np.float32), classes
+
+
+def scores_of(discriminator, images, classes, critic):
+    """D's verdict on each image: the probability it gives the image of being real (sigmoid of its logit),
+    or a critic's raw score."""
+    inputs = [images, classes.reshape(-1, 1)] if classes is not None else images
+    logits = backends.predict_in_batches(discriminator, inputs, 250).astype(np.float64).ravel()
+    return logits if critic else 1.0 / (1.0 + np.exp(-logits))
+
+
+def summary(scores, threshold):
+    return dict(images=len(scores), mean=float(np.mean(scores)), called_real=float(np.mean(scores > threshold)))
+
+
+def verdicts(run, config, preset, count, seed, data_dir=None):
+    """(report, {kind: D's numbers}, example rows for the picture) of the run's newest checkpoint."""
+    critic = presets.trains_a_critic(config)
+    recorded = config.get("data_dir")  # the data D trained on, where it still is
+    data_dir = data.find_data_dir(data_dir or (recorded if recorded and Path(recorded).is_dir() else None))
+    reals = judged_images(config, data_dir, count, seed)
+    generator, discriminator, folder, epoch, step = restore_g_and_d(run, config, preset)
+    fakes, fake_classes = make_fakes(generator, config, preset, count, seed)
+    scores = {kind: scores_of(discriminator, data.scale_pixels(images, preset.pixel_range),
+                              classes if preset.conditional else None, critic)
+              for kind, (images, classes) in reals.items()}
+    scores["fakes"] = scores_of(discriminator, fakes, fake_classes, critic)
+    # A critic's scores may all move by one number without changing its loss: its line between real and
+    # fake is the midpoint, as its accuracy's is a batch's mean (models.real_fake_accuracy).
+    threshold = (scores["test"].mean() + scores["fakes"].mean()) / 2 if critic else 0.5
+    report = dict(checkpoint=folder.name, epoch=epoch, step=step, preset=preset.name, critic=critic, count=count,
+                  seed=seed, threshold=float(threshold),
+                  **{kind: summary(values, threshold) for kind, values in scores.items()})
+    report["memorised"] = report["training"]["mean"] - report["test"]["mean"]
+    believed = np.argsort(-scores["fakes"], kind="stable")[:SHOWN]
+    doubted = np.argsort(scores["test"], kind="stable")[:SHOWN]
+    examples = [("the fakes D believed most", data.to_uint8(fakes[believed], preset.pixel_range),
+                 scores["fakes"][believed]),
+                ("the test images D doubted most", reals["test"][0][doubted], scores["test"][doubted])]
+    return report, scores, examples
+
+
+def print_report(report, run):
+    what = "score (mean)" if report["critic"] else "P(real) (mean)"
+    print(f"D of {run}, checkpoint {report['checkpoint']}:")
+    cli.print_columns(["", "images", what, "called real"],
+                      [[kind, str(report[kind]["images"]), f"{report[kind]['mean']:.3f}",
+                        f"{report[kind]['called_real']:.0%}"] for kind in ("training", "test", "fakes")])
+    print(f"training - test: {report['memorised']:+.3f} (above 0: D trusts the images it trained on more)")
+
+
+def main(argv=None):
+    p = cli.OneLineParser(prog="verdicts.py", description="What D thinks of training images, test images and "
+                                                          "G's fakes, from a run's newest checkpoint.")
+    add_flags(p)
+    args = p.parse_args(argv)
+    run = Path(args.run)
+    config, preset = read_run(run)  # before Keras's import: a wrong --run is told at once
+    try:
+        if args.data_dir:
+            data.find_data_dir_before_keras(args.data_dir)
+        runs.check_writable(run, named=f"{run} (for verdicts.png and verdicts.json)")
+        backends.use(args.backend)
+        report, scores, examples = verdicts(run, config, preset, args.count, args.seed, args.data_dir)
+    except (runs.RunError, data.DataError) as e:
+        cli.fail(str(e))
+    except KeyboardInterrupt:
+        cli.fail("interrupted; nothing was written", status=130)
+    print_report(report, run)
+    import viz
+
+    picture, figures = run / "verdicts.png", run / "verdicts.json"
+    when = (f"after epoch {report['epoch']}" if report["step"] == config.get("steps_per_epoch")
+            else f"at epoch {report['epoch']}, step {report['step']}")
+    title = f"What D thinks: {run}, preset {preset.name}, {when}"
+    runs.replace_atomically(picture, lambda path: viz.plot_verdicts(path, title, scores, examples, report["critic"],
+                                                                   report["threshold"]))
+    runs.replace_atomically(figures, lambda path: path.write_text(json.dumps(report, indent=2) + "\n"))
+    print(f"wrote {picture} and {figures}")
+    return report
+
+
+if __name__ == "__main__":
+    cli.run(main)
