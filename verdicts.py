@@ -79,7 +79,9 @@ def restore_g_and_d(run, config, preset):
     keras.mixed_precision.set_global_policy("float32")  # whatever trained them: the weights are float32
     generator, discriminator, _ = models.build_models(preset, config["latent"], config.get("dropout"))
     groups = dict(generator=generator.weights, discriminator=discriminator.weights)
-    folder, state, _ = checkpoints.restore_newest(run, groups, backends.current())
+    folder, state, skipped = checkpoints.restore_newest(run, groups, backends.current())
+    for path, why in skipped:  # a newer one that cannot be read: say which D is asked instead
+        print(f"skipped checkpoint {path.name}: {why}")
     return generator, discriminator, folder, state["epoch"], state["step"]
 
 
@@ -106,7 +108,7 @@ def scores_of(discriminator, images, classes, critic):
     or a critic's raw score."""
     inputs = [images, classes.reshape(-1, 1)] if classes is not None else images
     logits = backends.predict_in_batches(discriminator, inputs, 250).astype(np.float64).ravel()
-    return logits if critic else 1.0 / (1.0 + np.exp(-logits))
+    return logits if critic else np.exp(-np.logaddexp(0.0, -logits))  # the sigmoid, without overflow at -1000
 
 
 def summary(scores, threshold):

@@ -19,9 +19,9 @@ RUNS = {  # preset: dcgan.py flags for a few steps on the tiny data
 }
 
 
-def tiny_run(folder, tiny_data, preset):
+def tiny_run(folder, tiny_data, preset, epochs=1):
     run = folder / preset
-    dcgan.main(["--preset", preset, "--epochs", "1", "--seed", "0", "--eval-every", "0", *RUNS[preset],
+    dcgan.main(["--preset", preset, "--epochs", str(epochs), "--seed", "0", "--eval-every", "0", *RUNS[preset],
                 "--data-dir", str(tiny_data), "--out", str(run)])
     return run
 
@@ -74,6 +74,16 @@ def test_the_fakes_shown_are_drawn_by_the_checkpoints_g(tmp_path, tiny_data):
     # D says the same of every test image: the first it judged are shown, as the data holds them
     judged = verdicts.judged_images(config, tiny_data, 16, seed=0)["test"][0]
     assert np.array_equal(examples[1][1], judged[:verdicts.SHOWN])
+
+
+def test_a_newest_checkpoint_that_cannot_be_read_is_skipped_and_said(tmp_path, tiny_data, capsys):
+    run = tiny_run(tmp_path, tiny_data, "legacy", epochs=2)
+    older, newest = runs.complete_checkpoints(run)[-2:]
+    (newest / checkpoints.TENSORS_FILE).write_bytes(b"cut short")
+    capsys.readouterr()
+    report = verdicts.main(["--run", str(run), "--count", "8"])
+    assert report["checkpoint"] == older.name and report["epoch"] == 1
+    assert f"skipped checkpoint {newest.name}: unreadable" in capsys.readouterr().out
 
 
 def test_the_training_images_judged_are_those_the_run_trained_on(tiny_data):
