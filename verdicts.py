@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 import backends
 import cli
@@ -85,9 +86,10 @@ def restore_g_and_d(run, config, preset):
     return generator, discriminator, folder, state["epoch"], state["step"]
 
 
-def make_fakes(generator, config, preset, count, seed):
+def make_fakes(generator, config, preset, count, seed, bar=None):
     """(fakes in D's pixel range, their classes or None): drawn as the batch maker draws them in training,
-    a run's batch at a time (BatchNorm's batch statistics are a batch's), classes at random."""
+    a run's batch at a time (BatchNorm's batch statistics are a batch's), classes at random. `bar`: a tqdm
+    bar advanced by each image."""
     import keras
 
     import sampling
@@ -100,14 +102,16 @@ def make_fakes(generator, config, preset, count, seed):
         z = noise[start:start + config["batch"]]
         inputs = [z, classes[start:start + len(z)]] if preset.conditional else z
         fakes.append(keras.ops.convert_to_numpy(generator(inputs, training=config["fakes_in_training_mode"])))
+        if bar is not None:
+            bar.update(len(z))
     return np.concatenate(fakes).astype(np.float32), classes
 
 
-def scores_of(discriminator, images, classes, critic):
+def scores_of(discriminator, images, classes, critic, bar=None):
     """D's verdict on each image: the probability it gives the image of being real (sigmoid of its logit),
     or a critic's raw score."""
     inputs = [images, classes.reshape(-1, 1)] if classes is not None else images
-    logits = backends.predict_in_batches(discriminator, inputs, 250).astype(np.float64).ravel()
+    logits = backends.predict_in_batches(discriminator, inputs, 250, bar=bar).astype(np.float64).ravel()
     return logits if critic else np.exp(-np.logaddexp(0.0, -logits))  # the sigmoid, without overflow at -1000
 
 
@@ -122,11 +126,14 @@ def verdicts(run, config, preset, count, seed, data_dir=None):
     data_dir = data.find_data_dir(data_dir or (recorded if recorded and Path(recorded).is_dir() else None))
     reals = judged_images(config, data_dir, count, seed)
     generator, discriminator, folder, epoch, step = restore_g_and_d(run, config, preset)
-    fakes, fake_classes = make_fakes(generator, config, preset, count, seed)
-    scores = {kind: scores_of(discriminator, data.scale_pixels(images, preset.pixel_range),
-                              classes if preset.conditional else None, critic)
-              for kind, (images, classes) in reals.items()}
-    scores["fakes"] = scores_of(discriminator, fakes, fake_classes, critic)
+    # Progress on a terminal only (tqdm's disable=None): a log gets the table, not carriage returns.
+    with tqdm(total=sum(len(images) for images, _ in reals.values()) + 2 * count, unit="img", unit_scale=True,
+              desc="making fakes, asking D", disable=None) as bar:
+        fakes, fake_classes = make_fakes(generator, config, preset, count, seed, bar)
+        scores = {kind: scores_of(discriminator, data.scale_pixels(images, preset.pixel_range),
+                                  classes if preset.conditional else None, critic, bar)
+                  for kind, (images, classes) in reals.items()}
+        scores["fakes"] = scores_of(discriminator, fakes, fake_classes, critic, bar)
     # A critic's scores may all move by one number without changing its loss: its line between real and
     # fake is the midpoint, as its accuracy's is a batch's mean (models.real_fake_accuracy).
     threshold = (scores["test"].mean() + scores["fakes"].mean()) / 2 if critic else 0.5
