@@ -539,7 +539,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     print(f"done: {len(history)} epoch(s), {time.perf_counter() - started:.0f} s in all (start-up, training, "
           f"pictures{', scoring' if scorer else ''}); outputs in {out}/ "
           "(next: " + "; ".join(cli.command("python", script, "--run", out)
-                                for script in ("make_gif.py", "generate.py", "evaluate.py")) + ")")
+                                for script in ("make_gif.py", "generate.py", "verdicts.py", "evaluate.py")) + ")")
     return history
 
 

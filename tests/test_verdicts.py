@@ -45,6 +45,7 @@ def rewrite_newest_checkpoint(run, preset, d_logit):
 @pytest.mark.parametrize("preset, d_logit", [("legacy", 2.0), ("wgan", -3.0), ("conditional", -1.5)])
 def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tmp_path, tiny_data, capsys, preset, d_logit):
     run = tiny_run(tmp_path, tiny_data, preset)
+    assert f"python verdicts.py --run {run}" in capsys.readouterr().out  # dcgan.py's "next:" names it
     rewrite_newest_checkpoint(run, preset, d_logit)
     report = verdicts.main(["--run", str(run), "--count", "16"])
     critic = preset == "wgan"
