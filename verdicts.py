@@ -26,6 +26,7 @@ import cli
 import data
 import presets
 import runs
+import viz
 
 SHOWN = 8  # images per row of examples
 
@@ -171,13 +172,16 @@ def main(argv=None):
         runs.check_writable(run, named=f"{run} (for verdicts.png and verdicts.json)")
         backends.use(args.backend)
         report, scores, examples = verdicts(run, config, preset, args.count, args.seed, args.data_dir)
+        print_report(report, run)
+        save(run, config, preset, report, scores, examples)
     except (runs.RunError, data.DataError) as e:
         cli.fail(str(e))
-    except KeyboardInterrupt:
-        cli.fail("interrupted; nothing was written", status=130)
-    print_report(report, run)
-    import viz
+    except KeyboardInterrupt:  # each file is written atomically: the old one, if any, stays whole
+        cli.fail("interrupted; no file was left half-written", status=130)
+    return report
 
+
+def save(run, config, preset, report, scores, examples):
     picture, figures = run / "verdicts.png", run / "verdicts.json"
     when = (f"after epoch {report['epoch']}" if report["step"] == config.get("steps_per_epoch")
             else f"at epoch {report['epoch']}, step {report['step']}")
@@ -186,7 +190,6 @@ def main(argv=None):
                                                                    report["threshold"]))
     runs.replace_atomically(figures, lambda path: path.write_text(json.dumps(report, indent=2) + "\n"))
     print(f"wrote {picture} and {figures}")
-    return report
 
 
 if __name__ == "__main__":
