@@ -186,8 +186,10 @@ def save(run, config, preset, report, scores, examples):
     when = (f"after epoch {report['epoch']}" if report["step"] == config.get("steps_per_epoch")
             else f"at epoch {report['epoch']}, step {report['step']}")
     title = f"What D thinks: {run}, preset {preset.name}, {when}"
-    runs.replace_atomically(picture, lambda path: viz.plot_verdicts(path, title, scores, examples, report["critic"],
-                                                                   report["threshold"]))
+    critic = report["critic"]
+    xlabel = "D's score (higher: more real)" if critic else "D's probability that the image is real"
+    runs.replace_atomically(picture, lambda path: viz.plot_scores(
+        path, title, scores, examples, xlabel, (report["threshold"], "D's line between real and fake"), not critic))
     runs.replace_atomically(figures, lambda path: path.write_text(json.dumps(report, indent=2) + "\n"))
     print(f"wrote {picture} and {figures}")
 

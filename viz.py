@@ -381,18 +381,19 @@ def plot_sweep(path, title, setting, values, seeds, results):
         plt.close(fig)
 
 
-def plot_verdicts(path, title, scores, examples, raw_scores=False, threshold=0.5):
-    """A judge's numbers for several sets of images, and a few images with theirs. Top: one histogram per set
-    (`scores` = {name: 1-D array}, each normalised to its own size), on shared bins: probabilities in [0, 1],
-    or any scores (`raw_scores`), with a line at `threshold`. Below: `examples` = [(row title, uint8 [n, 28,
-    28], n numbers)], a row each, every image titled with its number."""
+def plot_scores(path, title, scores, examples, xlabel, line, probabilities=True):
+    """Numbers given to several sets of images, and a few images with theirs. Top: one histogram per set
+    (`scores` = {name: 1-D array}, each in % of its own size) on shared bins, with a dotted line at `line` =
+    (level, label): probabilities on [0, 1], shown in %, or any scores (`probabilities` False) on their own
+    range. Below: `examples` = [(row title, uint8 [n, 28, 28], n numbers)], a row each, every image titled
+    with its number."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     values = np.concatenate(list(scores.values()))
-    low, high = (values.min(), max(values.max(), values.min() + 1e-6)) if raw_scores else (0.0, 1.0)
+    low, high = (0.0, 1.0) if probabilities else (values.min(), max(values.max(), values.min() + 1e-6))
     bins = np.linspace(low, high, 41)
     columns = max(len(images) for _, images, _ in examples)
     with plt.rc_context({"font.size": 14, "axes.titlesize": 16, "legend.fontsize": 14}):
@@ -403,9 +404,8 @@ def plot_verdicts(path, title, scores, examples, raw_scores=False, threshold=0.5
             ax.hist(numbers, bins=bins, weights=np.full(len(numbers), 100.0 / len(numbers)), histtype="stepfilled",
                     alpha=0.35, color=colour, edgecolor=colour, linewidth=2,
                     label=f"{name} (mean {numbers.mean():.2f})")
-        ax.axvline(threshold, color="grey", linestyle=":", linewidth=2, label="D's line between real and fake")
-        ax.set(xlabel="D's score (higher: more real)" if raw_scores else "D's probability that the image is real",
-               ylabel="% of the set", xlim=(low, high))
+        ax.axvline(line[0], color="grey", linestyle=":", linewidth=2, label=line[1])
+        ax.set(xlabel=xlabel, ylabel="% of the set", xlim=(low, high))
         ax.legend(loc="best")
         ax.grid(alpha=0.3)
         top.suptitle(title, fontsize=18)
@@ -418,6 +418,6 @@ def plot_verdicts(path, title, scores, examples, raw_scores=False, threshold=0.5
                 cell.axis("off")
             for cell, image, number in zip(cells, images, numbers):
                 cell.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-                cell.set_title(f"{number:.2f}" if raw_scores else f"{number:.0%}", fontsize=14)
+                cell.set_title(f"{number:.0%}" if probabilities else f"{number:.2f}", fontsize=14)
         fig.savefig(path, dpi=80, format="png")
         plt.close(fig)
