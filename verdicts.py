@@ -11,6 +11,8 @@ training mode where the preset trains so), D in inference mode (no dropout). The
   the fakes' hump sits on the reals', D cannot tell them apart; where the training images' hump sits right
   of the test images', D has learnt the training set by heart rather than what a garment looks like.
 - the fakes D believed most and the test images it doubted most, each with its probability.
+For a conditional preset D is asked a fourth thing: the test images, each named as another class. A D that
+checks the class as well as the garment calls them fake.
 A WGAN-GP critic (preset wgan) gives scores, not probabilities: only their differences mean anything,
 so the picture shows raw scores, and "called real" means above the midpoint of the test and fake means.
 """
@@ -29,6 +31,7 @@ import runs
 import viz
 
 SHOWN = 8  # images per row of examples
+SET_NAMES = {"test_wrong_class": "test, wrong class"}  # as the table and the picture name a set, where not its key
 
 
 def add_flags(parser):
@@ -108,6 +111,12 @@ def make_fakes(generator, config, preset, count, seed, bar=None):
     return np.concatenate(fakes).astype(np.float32), classes
 
 
+def wrong_classes(classes, count, seed):
+    """Each class moved to another one of `count`, at random: a real image with a label that is not its own."""
+    shift = np.random.default_rng(seed + 2).integers(1, count, len(classes))  # +2: not the images' draws
+    return ((classes + shift) % count).astype(np.int32)
+
+
 def scores_of(discriminator, images, classes, critic, bar=None):
     """D's verdict on each image: the probability it gives the image of being real (sigmoid of its logit),
     or a critic's raw score."""
@@ -128,19 +137,24 @@ def verdicts(run, config, preset, count, seed, data_dir=None):
     reals = judged_images(config, data_dir, count, seed)
     generator, discriminator, folder, epoch, step = restore_g_and_d(run, config, preset)
     # Progress on a terminal only (tqdm's disable=None): a log gets the table, not carriage returns.
-    with tqdm(total=sum(len(images) for images, _ in reals.values()) + 2 * count, unit="img", unit_scale=True,
+    judged = sum(len(images) for images, _ in reals.values()) + 2 * count + preset.conditional * len(reals["test"][0])
+    with tqdm(total=judged, unit="img", unit_scale=True,
               desc="making fakes, asking D", disable=None) as bar:
         fakes, fake_classes = make_fakes(generator, config, preset, count, seed, bar)
         scores = {kind: scores_of(discriminator, data.scale_pixels(images, preset.pixel_range),
                                   classes if preset.conditional else None, critic, bar)
                   for kind, (images, classes) in reals.items()}
         scores["fakes"] = scores_of(discriminator, fakes, fake_classes, critic, bar)
+        if preset.conditional:  # does D check the class? the same test images, each named as another class
+            images, classes = reals["test"]
+            scores["test_wrong_class"] = scores_of(discriminator, data.scale_pixels(images, preset.pixel_range),
+                                                   wrong_classes(classes, preset.classes, seed), critic, bar)
     # A critic's scores may all move by one number without changing its loss: its line between real and
     # fake is the midpoint, as its accuracy's is a batch's mean (models.real_fake_accuracy).
     threshold = (scores["test"].mean() + scores["fakes"].mean()) / 2 if critic else 0.5
     report = dict(checkpoint=folder.name, epoch=epoch, step=step, preset=preset.name, critic=critic, count=count,
                   seed=seed, threshold=float(threshold),
-                  **{kind: summary(values, threshold) for kind, values in scores.items()})
+                  sets=list(scores), **{kind: summary(values, threshold) for kind, values in scores.items()})
     report["memorised"] = report["training"]["mean"] - report["test"]["mean"]
     believed = np.argsort(-scores["fakes"], kind="stable")[:SHOWN]
     doubted = np.argsort(scores["test"], kind="stable")[:SHOWN]
@@ -154,8 +168,8 @@ def print_report(report, run):
     what = "score (mean)" if report["critic"] else "P(real) (mean)"
     print(f"D of {run}, checkpoint {report['checkpoint']}:")
     cli.print_columns(["", "images", what, "called real"],
-                      [[kind, str(report[kind]["images"]), f"{report[kind]['mean']:.3f}",
-                        f"{report[kind]['called_real']:.0%}"] for kind in ("training", "test", "fakes")])
+                      [[SET_NAMES.get(kind, kind), str(report[kind]["images"]), f"{report[kind]['mean']:.3f}",
+                        f"{report[kind]['called_real']:.0%}"] for kind in report["sets"]])
     print(f"training - test: {report['memorised']:+.3f} (above 0: D trusts the images it trained on more)")
 
 
@@ -188,8 +202,9 @@ def save(run, config, preset, report, scores, examples):
     title = f"What D thinks: {run}, preset {preset.name}, {when}"
     critic = report["critic"]
     xlabel = "D's score (higher: more real)" if critic else "D's probability that the image is real"
+    named = {SET_NAMES.get(kind, kind): values for kind, values in scores.items()}
     runs.replace_atomically(picture, lambda path: viz.plot_scores(
-        path, title, scores, examples, xlabel, (report["threshold"], "D's line between real and fake"), not critic))
+        path, title, named, examples, xlabel, (report["threshold"], "D's line between real and fake"), not critic))
     runs.replace_atomically(figures, lambda path: path.write_text(json.dumps(report, indent=2) + "\n"))
     print(f"wrote {picture} and {figures}")
 

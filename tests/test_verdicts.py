@@ -51,7 +51,8 @@ def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tmp_path, tiny_data
     critic = preset == "wgan"
     expected = d_logit if critic else 1 / (1 + np.exp(-d_logit))  # a critic's raw score, else a probability
     assert report["critic"] == critic
-    for kind in ("training", "test", "fakes"):
+    assert report["sets"] == ["training", "test", "fakes"] + ["test_wrong_class"] * (preset == "conditional")
+    for kind in report["sets"]:
         assert report[kind]["mean"] == pytest.approx(expected, abs=1e-6), kind
         # one number for every image: above 0.5, all called real; a critic's midpoint is that number itself
         assert report[kind]["called_real"] == (1.0 if expected > report["threshold"] else 0.0)
@@ -97,6 +98,16 @@ def test_the_training_images_judged_are_those_the_run_trained_on(tiny_data):
     assert all(any(np.array_equal(image, t) for t in test_images) for image in chosen["test"][0])
     again = verdicts.judged_images({"limit": 16}, tiny_data, 16, seed=3)
     assert np.array_equal(again["test"][0], chosen["test"][0])  # the same seed, the same images
+
+
+def test_a_wrong_class_is_never_the_images_own_and_may_be_any_other():
+    classes = np.repeat(np.arange(10, dtype=np.int32), 300)
+    wrong = verdicts.wrong_classes(classes, 10, seed=0)
+    assert wrong.dtype == np.int32 and not np.any(wrong == classes)
+    for own in range(10):  # each of the nine others, about as often
+        counts = np.bincount(wrong[classes == own], minlength=10)
+        assert counts[own] == 0 and np.count_nonzero(counts) == 9 and counts[counts > 0].min() > 15
+    assert np.array_equal(verdicts.wrong_classes(classes, 10, seed=0), wrong)
 
 
 def test_an_overwrite_clears_the_verdicts_of_the_run_it_replaces(tmp_path):
