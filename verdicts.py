@@ -141,14 +141,13 @@ def verdicts(run, config, preset, count, seed, data_dir=None):
     with tqdm(total=judged, unit="img", unit_scale=True,
               desc="making fakes, asking D", disable=None) as bar:
         fakes, fake_classes = make_fakes(generator, config, preset, count, seed, bar)
-        scores = {kind: scores_of(discriminator, data.scale_pixels(images, preset.pixel_range),
-                                  classes if preset.conditional else None, critic, bar)
-                  for kind, (images, classes) in reals.items()}
+        pixels = {kind: data.scale_pixels(images, preset.pixel_range) for kind, (images, _) in reals.items()}
+        scores = {kind: scores_of(discriminator, pixels[kind], classes if preset.conditional else None, critic, bar)
+                  for kind, (_, classes) in reals.items()}
         scores["fakes"] = scores_of(discriminator, fakes, fake_classes, critic, bar)
         if preset.conditional:  # does D check the class? the same test images, each named as another class
-            images, classes = reals["test"]
-            scores["test_wrong_class"] = scores_of(discriminator, data.scale_pixels(images, preset.pixel_range),
-                                                   wrong_classes(classes, preset.classes, seed), critic, bar)
+            scores["test_wrong_class"] = scores_of(discriminator, pixels["test"],
+                                                   wrong_classes(reals["test"][1], preset.classes, seed), critic, bar)
     # A critic's scores may all move by one number without changing its loss: its line between real and
     # fake is the midpoint, as its accuracy's is a batch's mean (models.real_fake_accuracy).
     threshold = (scores["test"].mean() + scores["fakes"].mean()) / 2 if critic else 0.5
