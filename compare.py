@@ -29,12 +29,8 @@ def read_run(folder):
     """A run folder -> dict(folder, config, steps, history, frame path or None); RunError if it holds no
     trained epoch."""
     train_first = cli.command("python", "dcgan.py", "--out", folder)
-    if not runs.is_run(folder):
-        raise runs.RunError(f"{folder} holds no DCGAN run (no config.json); train one with {train_first}")
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise runs.RunError(f"{folder / 'config.json'} cannot be read ({e})") from None
+    config = presets.read_run_config(folder, f"train the run again with {train_first} --overwrite",
+                                     if_missing=f"train one with {train_first}")
     steps, history = runs.read_steps(folder), runs.read_history(folder)
     if not steps:  # a run shipped without steps.csv (pretrained/kit): its epochs' means, one point an epoch
         steps = [dict(row, step=1) for row in history]

@@ -105,7 +105,7 @@ def parse_args(argv=None):
     backends.add_flag(p)
     devices.add_flag(p)
     devices.add_process_flags(p)
-    p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], help=backends.PRECISION_HELP)
+    p.add_argument("--precision", choices=["auto", *presets.PRECISIONS], help=backends.PRECISION_HELP)
     p.add_argument("--xla", choices=["auto", "on", "off"], default="auto", help=backends.XLA_HELP)
     p.add_argument("--eval-every", type=cli.non_negative_int, metavar="N",
                    help="every N epochs (0 or more), score 2,000 samples with the judge (FD and class "
@@ -174,7 +174,9 @@ def config_for_resume(args, out, precision_known=True):
     """The settings of the run in `out`; a flag that contradicts them is an error. --epochs and the habits
     may change: they set how long it trains and what it measures and saves, never how a step trains.
     precision_known=False: before the backend is imported, when --precision auto cannot be resolved yet."""
-    config = {**RUN_HABITS, **runs.read_config(out)}  # runs made before habits were recorded: the defaults
+    recorded = presets.read_run_config(out, "start a new run with --overwrite", if_missing="start one without --resume",
+                                       needs=presets.TRAINING_NEEDS)
+    config = {**RUN_HABITS, **recorded}  # runs made before habits were recorded: the defaults
     for flag in FIXED_ON_RESUME:
         given = getattr(args, flag)
         if flag == "precision" and given == "auto" and not precision_known:

@@ -139,7 +139,7 @@ def main(argv=None):
     path = sampling.path_from(args)
     out = Path(args.out) if args.out else path.parent
     sampling.require_file(path)  # before --out is made: a typo in --run must not leave a folder behind
-    run_config = sampling.read_run_config(path.parent / "config.json")
+    run_config = sampling.config_beside(path)
     if args.asked_class is not None and run_config and not run_config.get("conditional"):
         refuse_class(path)  # told by its run before Keras's import; a G with no run is asked once loaded
     try:

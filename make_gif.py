@@ -83,7 +83,7 @@ def make_gif(run, fps, curves=False):
     pictures = same_size(pictures)
     if curves:
         try:
-            config = runs.read_config(run)
+            config = presets.read_run_config(run, "")  # its what-to-do is never shown: see below
         except runs.RunError:  # frames without a readable config.json: drawn as a BCE run's
             config = None
         pictures = beside_curves(pictures, frames, training_steps(run), presets.trains_a_critic(config))

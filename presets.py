@@ -4,9 +4,14 @@ Middle floor of the kit, beside models.py, which builds the layers a row names. 
 scripts can list presets and check their flags before a Keras backend is chosen (see backends.py).
 A preset names one generator builder and one discriminator builder (keys of models.GENERATORS and
 models.DISCRIMINATORS); adding a system means adding a row, and a builder only if its layers are new.
+What a run's config.json may hold follows from the table: read_run_config checks it for every script.
 """
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+
+import runs
 
 NOISE_KINDS = ("normal", "uniform")  # the z distributions a preset (or --noise of sampling.py) can name
 
@@ -105,3 +110,68 @@ PARAMETERS = {"tutorial": (2_330_944, 212_865), "upsample": (2_155_137, 1_113_34
               "wgan": (2_330_944, 212_865), "wide": (4_454_720, 212_865)}
 
 
+# What dcgan.py records in config.json beside a preset's settings, with the JSON types it writes them as.
+RECORDED_SETTINGS = {"preset": (str,), "seed": (int,), "limit": (int, type(None)), "precision": (str,),
+                     "eval_every": (int,), "ckpt_every": (int,), "picture_size": (int,), "frames_per_epoch": (int, str),
+                     "devices": (int,), "processes": (int,)}
+# The settings a script needs to rebuild and go on training a run's models (dcgan.py --resume).
+TRAINING_NEEDS = ("preset", "latent", "lr", "noise", "label_noise", "fakes_in_training_mode", "grid", "batch",
+                  "epochs", "seed", "limit", "precision")
+
+PRECISIONS = ("float32", "mixed_bfloat16")  # what a run computes in (dcgan.py --precision, auto resolved)
+# Numbers that must be 1 or more (a batch of 0 would divide by zero); every other must not be negative.
+AT_LEAST_ONE = ("latent", "batch", "epochs", "grid", "classes", "critic_steps", "ckpt_every", "picture_size",
+                "limit", "frames_per_epoch")
+# Settings of the right type that may still take only a few values.
+ALLOWED_VALUES = {"noise": NOISE_KINDS, "pixel_range": ([0, 1], [-1, 1]), "precision": PRECISIONS}
+TYPE_WORDS = {(int,): "a whole number", (int, float): "a number", (str,): "a string", (bool,): "true or false",
+              (list,): "a list", (dict,): "a JSON object", (int, type(None)): "a whole number or null",
+              (int, str): "a whole number or a string"}
+
+
+def json_types(default):
+    """The JSON types a config.json may hold a preset setting in, from the setting's default (a tuple is
+    written as a list; a whole number is a fine float)."""
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, float):
+        return (int, float)
+    return {tuple: (list,), dict: (dict,)}.get(type(default), (type(default),))
+
+
+SETTING_TYPES = {**{f.name: json_types(f.default_factory() if f.default is MISSING else f.default)
+                    for f in fields(Preset) if f.default is not MISSING or f.default_factory is not MISSING},
+                 **RECORDED_SETTINGS}
+
+
+def config_problem(config, needs=()):
+    """What makes a run's parsed config.json unusable, in a few words, or None: not a JSON object, a preset the
+    table lacks, a setting of the wrong type or value, or a missing one of `needs`. A setting that a run made
+    before it existed does not record is only missing, never wrong."""
+    if not isinstance(config, dict):
+        return "is not a JSON object of settings"
+    allowed = {"preset": list(PRESETS), "frames_per_epoch": ["auto"], **ALLOWED_VALUES}
+    for key, value in config.items():
+        types = SETTING_TYPES.get(key)
+        if not types:  # recorded for people (system, keras, ...), or by a later kit: not read by any script
+            continue
+        if not isinstance(value, types) or isinstance(value, bool) != (bool in types):  # True is an int to Python
+            return f"holds {key} = {json.dumps(value)}, not {TYPE_WORDS[types]}"
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        floor = 1 if key in AT_LEAST_ONE else 0
+        if is_number and value < floor:
+            return f"holds {key} = {value}, below {floor}"
+        if key in allowed and not is_number and value not in allowed[key]:
+            return f"holds {key} = {json.dumps(value)}, not one of {', '.join(map(json.dumps, allowed[key]))}"
+    missing = [key for key in needs if key not in config]
+    return f"lacks {', '.join(missing)} (made by an older kit?)" if missing else None
+
+
+def read_run_config(folder, remedy, if_missing=None, needs=()):
+    """The config.json of the run in `folder`, checked (config_problem); otherwise a runs.RunError, one line
+    that ends in what to do: `remedy`, or `if_missing` where the folder holds no run at all."""
+    config = runs.read_config(folder, remedy, if_missing)
+    problem = config_problem(config, needs)
+    if problem:
+        raise runs.RunError(f"{Path(folder) / 'config.json'} {problem}; {remedy}")
+    return config

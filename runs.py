@@ -125,13 +125,15 @@ def locked(out):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def read_config(out):
-    if not is_run(out):
-        raise RunError(f"--out {out} holds no DCGAN run (no config.json) to resume; start one without --resume")
+def read_config(folder, remedy, if_missing=None):
+    """The run's config.json as parsed, unchecked (presets.read_run_config checks it); otherwise a RunError, one
+    line that ends in what to do: `remedy`, or `if_missing` (default: `remedy`) where there is no run at all."""
+    if not is_run(folder):
+        raise RunError(f"{folder} holds no DCGAN run (no config.json); {if_missing or remedy}")
     try:
-        return json.loads((out / "config.json").read_text())
+        return json.loads((Path(folder) / "config.json").read_text())
     except (OSError, ValueError) as e:
-        raise RunError(f"{out / 'config.json'} cannot be read ({e}); start a new run with --overwrite") from None
+        raise RunError(f"{Path(folder) / 'config.json'} cannot be read ({e}); {remedy}") from None
 
 
 def write_config(out, config):

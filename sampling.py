@@ -6,7 +6,6 @@ seed-11 G scored FD 156 on its own uniform noise, 139 on normal), so the noise k
 come from the run's config.json beside the file, else from --noise, else normal noise.
 """
 
-import json
 import zipfile
 from pathlib import Path
 
@@ -15,6 +14,8 @@ import numpy as np
 import backends
 import cli
 import data
+import presets
+import runs
 from presets import NOISE_KINDS
 
 # Images per generator call: bounded memory for any --count or --samples (the widest layers hold 200 MB
@@ -42,7 +43,7 @@ def load(path, noise=None):
     """(generator, noise kind, pixel range) for a generator .keras file; `noise` (a flag) wins over the
     run's config.json. Every way the file or its config can be wrong is a one-line error."""
     path = Path(path)
-    config = read_run_config(path.parent / "config.json")
+    config = config_beside(path)
     generator = load_generator(path)
     if config:
         return generator, noise or config["noise"], tuple(config["pixel_range"])
@@ -111,21 +112,16 @@ def inputs_for(generator, z, classes=None):
     return [z, every_class(len(z)) if classes is None else np.asarray(classes, np.int32).reshape(-1, 1)]
 
 
-def read_run_config(config_file):
-    """The run's config.json beside the generator, or None when there is none. Only its noise and pixel
-    range are used; a file that lacks them or names an unknown noise stops here with one line."""
-    if not config_file.is_file():
+def config_beside(path):
+    """The checked config.json of the run the generator file at `path` lies in, or None where it lies in no run.
+    Only its noise and pixel range are used; a file that lacks them, or cannot be used, stops here with one line."""
+    if not runs.is_run(path.parent):
         return None
     try:
-        config = json.loads(config_file.read_text())
-        noise, (low, high) = config["noise"], config["pixel_range"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        cli.fail(f"{config_file} is not a dcgan.py run config ({type(e).__name__}); "
-                 "move the generator out of that folder and pass --noise, or rerun dcgan.py")
-    if noise not in NOISE_KINDS or (low, high) not in ((0, 1), (-1, 1)):
-        cli.fail(f"{config_file} names noise {noise!r} and pixel range {[low, high]}; expected noise "
-                 f"{' or '.join(NOISE_KINDS)} and [0, 1] or [-1, 1]")
-    return config
+        return presets.read_run_config(path.parent, "move the generator out of that folder and pass --noise, or "
+                                       "rerun dcgan.py", needs=("noise", "pixel_range"))
+    except runs.RunError as e:
+        cli.fail(str(e))
 
 
 def noise_on_host(kind, count, latent, seed):

@@ -29,6 +29,7 @@ import numpy as np
 
 import cli
 import dcgan  # its command line only: parse_args checks each run's flags, as `python dcgan.py` would
+import presets
 import runs
 import viz
 
@@ -110,6 +111,8 @@ def claim_folder(args):
             before = json.loads(record.read_text())
         except ValueError as e:
             cli.fail(f"{record} cannot be read ({e}); pass another --out")
+        if not isinstance(before, dict):
+            cli.fail(f"{record} is not a sweep's record (not a JSON object); pass another --out")
         if before != shared:
             cli.fail(f"{args.out} holds a sweep of {before.get('setting')} with the flags "
                      f"{' '.join(before.get('dcgan_flags', [])) or '(none)'}; give the same flags to grow it, or "
@@ -124,6 +127,11 @@ def claim_folder(args):
     runs.replace_atomically(record, lambda path: path.write_text(json.dumps(shared, indent=2) + "\n"))
 
 
+def read_config(folder):
+    """A run's checked config.json; one that cannot be used stops the sweep with what to do."""
+    return presets.read_run_config(folder, f"delete {folder} and give the same command: the sweep trains it again")
+
+
 def state_of(folder):
     """'done', 'diverged' (stopped on a NaN loss: resuming would repeat the same steps, so it is kept as it is),
     'resume' (trained part-way, a checkpoint kept) or 'new' (nothing trained worth keeping)."""
@@ -131,7 +139,7 @@ def state_of(folder):
         return "new"
     if runs.read_diverged(folder):
         return "diverged"
-    history, config = runs.read_history(folder), runs.read_config(folder)
+    history, config = runs.read_history(folder), read_config(folder)
     if config.get("epochs") and len(history) >= config["epochs"]:
         return "done"
     return "resume" if runs.complete_checkpoints(folder) else "new"
@@ -172,7 +180,7 @@ def result_of(folder):
     last, scored = (history or [{}])[-1], [row for row in history if row.get("fd") is not None]
     frames = runs.frames_in_epoch_order(folder / "images")
     epochs = last.get("epoch", 0)
-    return dict(epochs=epochs, finished=not diverged and epochs >= runs.read_config(folder).get("epochs", 0),
+    return dict(epochs=epochs, finished=not diverged and epochs >= read_config(folder).get("epochs", 0),
                 diverged=f"epoch {diverged['epoch']}, step {diverged['step']}" if diverged else "",
                 fd=scored[-1]["fd"] if scored else None, fd_epoch=scored[-1]["epoch"] if scored else None,
                 classes_covered=scored[-1]["classes_covered"] if scored else None,

@@ -49,18 +49,17 @@ def add_flags(parser):
 def read_run(run):
     """(the run's config, its preset), or a one-line error before Keras's import: no run, an unreadable
     config, or no checkpoint to take D from."""
-    if not runs.is_run(run):
-        cli.fail(f"{run} holds no DCGAN run (no config.json); train one with python dcgan.py, or pass --run")
     try:
-        config = json.loads((run / "config.json").read_text())
-        preset = presets.PRESETS[config["preset"]]
-        [config[key] for key in ("latent", "noise", "batch", "fakes_in_training_mode")]  # what the models need
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        cli.fail(f"{run / 'config.json'} is not a dcgan.py run config ({type(e).__name__}); rerun dcgan.py")
+        train = cli.command("python", "dcgan.py", "--out", run)
+        config = presets.read_run_config(run, f"train the run again with {train} --overwrite",
+                                         if_missing="train one with python dcgan.py, or pass --run",
+                                         needs=("preset", "latent", "noise", "batch", "fakes_in_training_mode"))
+    except runs.RunError as e:
+        cli.fail(str(e))
     if not runs.complete_checkpoints(run):
         cli.fail(f"{run} has no checkpoint to take D from (the shipped pretrained/kit holds G alone); train a run "
                  "with python dcgan.py")
-    return config, preset
+    return config, presets.PRESETS[config["preset"]]
 
 
 def judged_images(config, data_dir, count, seed):

@@ -1,6 +1,7 @@
 """Every wrong input: one line on stderr that says what to do, a non-zero exit, never a traceback."""
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -71,6 +72,15 @@ def workspace(tmp_path_factory):
     shutil.copy(run / "images" / "epoch_0001.png", root / "frames_only" / "images")
     (root / "a_sweep").mkdir()
     (root / "a_sweep" / "sweep.json").write_text('{"setting": "lr", "dcgan_flags": ["--epochs", "1"]}')
+    for name, config in (("batch_typo", '{"preset": "legacy", "batch": "32"}'), ("not_settings", '["legacy"]')):
+        shutil.copytree(run, root / name)  # a run whose config.json was edited by hand
+        (root / name / "config.json").write_text(config)
+    (root / "a_sweep_edited").mkdir()  # a sweep.json as sweep.py writes it, which it writes again on the way
+    (root / "a_sweep_edited" / "sweep.json").write_text(json.dumps(dict(setting="lr", dcgan_flags=["--epochs", "1"]),
+                                                                   indent=2) + "\n")
+    shutil.copytree(root / "not_settings", root / "a_sweep_edited" / "lr_0.001_seed_1")
+    (root / "a_sweep_record").mkdir()
+    (root / "a_sweep_record" / "sweep.json").write_text('["lr"]')
     return root
 
 
@@ -162,6 +172,17 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("sweep.py", "lr 0.001 0.01 --out {root}/a_file", "--out {root}/a_file is a file"),
     ("sweep.py", "lr 0.001 0.01 --epochs 2 --out {root}/a_sweep",
      "{root}/a_sweep holds a sweep of lr with the flags --epochs 1; give the same flags"),
+    ("sweep.py", "lr 0.001 0.01 --out {root}/a_sweep_record", "sweep.json is not a sweep's record"),
+    ("sweep.py", "lr 0.001 0.01 --epochs 1 --out {root}/a_sweep_edited",
+     "lr_0.001_seed_1/config.json is not a JSON object of settings; delete {root}/a_sweep_edited/lr_0.001_seed_1"),
+    ("dcgan.py", "--resume --data-dir {root}/good --out {root}/batch_typo",
+     '{root}/batch_typo/config.json holds batch = "32", not a whole number; start a new run with --overwrite'),
+    ("dcgan.py", "--resume --data-dir {root}/good --out {root}/not_settings",
+     "{root}/not_settings/config.json is not a JSON object of settings"),
+    ("compare.py", "{root}/run {root}/batch_typo", 'holds batch = "32", not a whole number; train the run again'),
+    ("verdicts.py", "--run {root}/not_settings", "not_settings/config.json is not a JSON object of settings; train"),
+    ("generate.py", "--run {root}/not_settings", "not_settings/config.json is not a JSON object of settings; move"),
+    ("evaluate.py", "--run {root}/not_settings", "not_settings/config.json is not a JSON object of settings; move"),
 ]
 
 
@@ -243,6 +264,7 @@ def test_a_reader_that_stops_early_ends_the_script_quietly(tmp_path):
     ("dcgan", "--data-dir {root}/good --out {root}/run"), ("dcgan", "--resume --out {root}/empty_new"),
     ("dcgan", "--resume --data-dir {root}/good --out {root}/no_ckpt"),
     ("dcgan", "--resume --batch 8 --data-dir {root}/good --out {root}/run"),
+    ("dcgan", "--resume --data-dir {root}/good --out {root}/batch_typo"),
     ("dcgan", "--devices 2 --backend tensorflow --data-dir {root}/good --out {root}/o12"),
     ("dcgan", "--batch 500 --data-dir {root}/good --out {root}/o13"),
     ("dcgan", "--preset wgan --batch 16 --data-dir {root}/good --out {root}/o13"),

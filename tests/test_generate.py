@@ -83,14 +83,15 @@ def test_noise_comes_from_the_run_then_the_flag_then_normal(tmp_path, capsys):
     assert sampling.load(moved, "uniform")[1] == "uniform"
 
 
-@pytest.mark.parametrize("text", ["{not json", '{"noise": "uniform"}', '{"noise": "gauss", "pixel_range": [-1, 1]}'])
+@pytest.mark.parametrize("text", ["{not json", '{"noise": "uniform"}', '{"noise": "gauss", "pixel_range": [-1, 1]}',
+                                  '["uniform"]'])
 def test_a_broken_run_config_beside_the_generator_is_a_one_line_error(tmp_path, capsys, text):
     (tmp_path / "config.json").write_text(text)
     with pytest.raises(SystemExit):
-        sampling.read_run_config(tmp_path / "config.json")
+        sampling.config_beside(tmp_path / "generator.keras")
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and "config.json" in error and "\n" not in error
-    assert sampling.read_run_config(tmp_path / "absent.json") is None
+    assert sampling.config_beside(tmp_path / "moved" / "generator.keras") is None
 
 
 @pytest.mark.parametrize("args, message", [

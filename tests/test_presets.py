@@ -119,3 +119,44 @@ def test_list_presets_needs_no_keras():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "conditional" in done.stdout and "2,456,484" in done.stdout
+
+
+@pytest.mark.parametrize("name", list(presets.PRESETS))
+def test_the_config_a_run_of_each_preset_records_passes_the_check(name):
+    config = dcgan.resolve_config(dcgan.parse_args(["--preset", name, "--limit", "64", "--frames-per-epoch", "2"]))
+    config.update(devices=1, processes=1, images=64, steps_per_epoch=2, keras="3", backend="jax")  # set at start
+    written = json.loads(json.dumps(config))  # as config.json holds it: tuples become lists
+    assert presets.config_problem(written, presets.TRAINING_NEEDS) is None
+    assert presets.config_problem({**written, "lr": "fast"}) == 'holds lr = "fast", not a number'
+
+
+def test_the_shipped_generator_s_config_passes_the_check_though_older_than_some_settings():
+    config = json.loads((ROOT / "pretrained" / "kit" / "config.json").read_text())
+    assert "dropout" not in config  # recorded before --dropout existed: missing is not wrong
+    assert presets.config_problem(config, presets.TRAINING_NEEDS) is None
+
+
+@pytest.mark.parametrize("config, problem", [
+    ([], "is not a JSON object of settings"),
+    ({"preset": "dcgan"}, 'holds preset = "dcgan", not one of "tutorial", "upsample", "legacy"'),
+    ({"preset": ["legacy"]}, 'holds preset = ["legacy"], not a string'),
+    ({"batch": "32"}, 'holds batch = "32", not a whole number'),
+    ({"batch": 32.5}, "holds batch = 32.5, not a whole number"),
+    ({"batch": True}, "holds batch = true, not a whole number"),
+    ({"batch": 0}, "holds batch = 0, below 1"),
+    ({"lr": -0.1}, "holds lr = -0.1, below 0"),
+    ({"conditional": 1}, "holds conditional = 1, not true or false"),
+    ({"noise": "gauss"}, 'holds noise = "gauss", not one of "normal", "uniform"'),
+    ({"pixel_range": [0, 255]}, "holds pixel_range = [0, 255], not one of [0, 1], [-1, 1]"),
+    ({"precision": "float16"}, 'holds precision = "float16", not one of "float32", "mixed_bfloat16"'),
+    ({"frames_per_epoch": "all"}, 'holds frames_per_epoch = "all", not one of "auto"'),
+    ({"generator_options": [256]}, "holds generator_options = [256], not a JSON object"),
+    ({"preset": "legacy"}, "lacks batch, seed (made by an older kit?)"),
+])
+def test_a_run_config_that_cannot_be_used_is_named_in_a_few_words(config, problem):
+    assert presets.config_problem(config, needs=("preset", "batch", "seed")).startswith(problem)
+
+
+def test_settings_that_no_script_reads_are_not_checked():
+    fine = {"preset": "kit", "batch": 32, "seed": 1, "limit": None, "frames_per_epoch": "auto", "lr": 1}
+    assert presets.config_problem({**fine, "system": 5, "later_setting": True}, needs=("preset", "batch")) is None
