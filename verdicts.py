@@ -11,7 +11,9 @@ training mode where the preset trains so), D in inference mode (no dropout). The
   the fakes' hump sits on the reals', D cannot tell them apart; where the training images' hump sits right
   of the test images', D has learnt the training set by heart rather than what a garment looks like.
 - the fakes D believed most and the test images it doubted most, each with its probability.
-For a conditional preset D is asked a fourth thing: the test images, each named as another class. A D that
+Where the run keeps G's weight average (kit, conditional, wgan) D also judges the average's fakes, from the
+same noise: the G whose pictures the run shows, which D never met in training.
+For a conditional preset D is asked one more thing: the test images, each named as another class. A D that
 checks the class as well as the garment calls them fake.
 A WGAN-GP critic (preset wgan) gives scores, not probabilities: only their differences mean anything,
 so the picture shows raw scores, and "called real" means above the midpoint of the test and fake means.
@@ -31,7 +33,8 @@ import runs
 import viz
 
 SHOWN = 8  # images per row of examples
-SET_NAMES = {"test_wrong_class": "test, wrong class"}  # as the table and the picture name a set, where not its key
+# As the table and the picture name a set, where not by its key.
+SET_NAMES = {"test_wrong_class": "test, wrong class", "fakes_of_average": "fakes, G's average"}
 
 
 def add_flags(parser):
@@ -75,7 +78,9 @@ def judged_images(config, data_dir, count, seed):
 
 
 def restore_g_and_d(run, config, preset):
-    """(G, D, checkpoint folder, epoch, step): the run's models with the newest checkpoint's weights."""
+    """(G, D, G's weight average or None, checkpoint folder, epoch, step): the run's models with the newest
+    checkpoint's weights; the average where the run keeps one (average_decay above 0)."""
+    import averaging
     import checkpoints
     import keras
     import models
@@ -83,10 +88,13 @@ def restore_g_and_d(run, config, preset):
     keras.mixed_precision.set_global_policy("float32")  # whatever trained them: the weights are float32
     generator, discriminator, _ = models.build_models(preset, config["latent"], config.get("dropout"))
     groups = dict(generator=generator.weights, discriminator=discriminator.weights)
+    average = averaging.GeneratorAverage(generator, config["average_decay"]) if config.get("average_decay") else None
+    if average:
+        groups["generator_average"] = average.variables
     folder, state, skipped = checkpoints.restore_newest(run, groups, backends.current())
     for path, why in skipped:  # a newer one that cannot be read: say which D is asked instead
         print(f"skipped checkpoint {path.name}: {why}")
-    return generator, discriminator, folder, state["epoch"], state["step"]
+    return generator, discriminator, average, folder, state["epoch"], state["step"]
 
 
 def make_fakes(generator, config, preset, count, seed, bar=None):
@@ -134,9 +142,10 @@ def verdicts(run, config, preset, count, seed, data_dir=None):
     recorded = config.get("data_dir")  # the data D trained on, where it still is
     data_dir = data.find_data_dir(data_dir or (recorded if recorded and Path(recorded).is_dir() else None))
     reals = judged_images(config, data_dir, count, seed)
-    generator, discriminator, folder, epoch, step = restore_g_and_d(run, config, preset)
+    generator, discriminator, average, folder, epoch, step = restore_g_and_d(run, config, preset)
     # Progress on a terminal only (tqdm's disable=None): a log gets the table, not carriage returns.
-    judged = sum(len(images) for images, _ in reals.values()) + 2 * count + preset.conditional * len(reals["test"][0])
+    judged = (sum(len(images) for images, _ in reals.values()) + (2 + 2 * bool(average)) * count
+              + preset.conditional * len(reals["test"][0]))
     with tqdm(total=judged, unit="img", unit_scale=True,
               desc="making fakes, asking D", disable=None) as bar:
         fakes, fake_classes = make_fakes(generator, config, preset, count, seed, bar)
@@ -144,6 +153,10 @@ def verdicts(run, config, preset, count, seed, data_dir=None):
         scores = {kind: scores_of(discriminator, pixels[kind], classes if preset.conditional else None, critic, bar)
                   for kind, (_, classes) in reals.items()}
         scores["fakes"] = scores_of(discriminator, fakes, fake_classes, critic, bar)
+        if average:  # the G whose pictures the run shows: D never met its fakes, made from the same noise
+            with average.swapped_in():
+                averaged, _ = make_fakes(generator, config, preset, count, seed, bar)
+            scores["fakes_of_average"] = scores_of(discriminator, averaged, fake_classes, critic, bar)
         if preset.conditional:  # does D check the class? the same test images, each named as another class
             scores["test_wrong_class"] = scores_of(discriminator, pixels["test"],
                                                    wrong_classes(reals["test"][1], preset.classes, seed), critic, bar)

@@ -400,7 +400,9 @@ def plot_scores(path, title, scores, examples, xlabel, line, probabilities=True)
         fig = plt.figure(figsize=(16, 8 + 2.2 * len(examples)))
         top, bottom = fig.subfigures(2, 1, height_ratios=[8, 2.2 * len(examples)])
         ax = top.subplots()
-        for (name, numbers), colour in zip(scores.items(), ("tab:blue", "tab:green", "tab:red", "tab:orange")):
+        colours = ("tab:blue", "tab:green", "tab:red", "tab:orange", "tab:purple")  # up to five sets
+        assert len(scores) <= len(colours), "a set without a colour would not be drawn"
+        for (name, numbers), colour in zip(scores.items(), colours):
             ax.hist(numbers, bins=bins, weights=np.full(len(numbers), 100.0 / len(numbers)), histtype="stepfilled",
                     alpha=0.35, color=colour, edgecolor=colour, linewidth=2,
                     label=f"{name} (mean {numbers.mean():.2f})")

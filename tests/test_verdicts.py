@@ -16,6 +16,7 @@ RUNS = {  # preset: dcgan.py flags for a few steps on the tiny data
     "legacy": ["--batch", "8", "--limit", "32"],
     "wgan": ["--batch", "8", "--limit", "80"],  # 5 critic steps of 8 per G step
     "conditional": ["--batch", "8", "--limit", "32"],
+    "kit": ["--batch", "8", "--limit", "32"],
 }
 
 
@@ -26,20 +27,29 @@ def tiny_run(folder, tiny_data, preset, epochs=1):
     return run
 
 
+def edit_newest_checkpoint(run, edit):
+    """Change the newest checkpoint's arrays in place: edit({"group/NNNN": array}) changes the dict."""
+    path = checkpoints.latest(run) / checkpoints.TENSORS_FILE
+    with np.load(path) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    edit(arrays)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
 def rewrite_newest_checkpoint(run, preset, d_logit):
     """Make the newest checkpoint's D answer `d_logit` for every image (every weight 0 but its last bias) and
     its G draw only mid-grey (every weight 0): what verdicts.py reports is then known exactly."""
     generator, discriminator, _ = models.build_models(presets.PRESETS[preset], 100)
     last_bias = discriminator.layers[-1].weights[-1] if preset != "wgan" else discriminator.scorer.layers[-1].bias
-    path = checkpoints.latest(run) / checkpoints.TENSORS_FILE
-    with np.load(path) as saved:
-        arrays = {key: saved[key] for key in saved.files}
-    for group, variables in (("generator", generator.weights), ("discriminator", discriminator.weights)):
-        for i, variable in enumerate(variables):
-            key = f"{group}/{i:04d}"
-            arrays[key] = np.full_like(arrays[key], d_logit if variable is last_bias else 0.0)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+
+    def constant_d_and_grey_g(arrays):
+        for group, variables in (("generator", generator.weights), ("discriminator", discriminator.weights)):
+            for i, variable in enumerate(variables):
+                key = f"{group}/{i:04d}"
+                arrays[key] = np.full_like(arrays[key], d_logit if variable is last_bias else 0.0)
+
+    edit_newest_checkpoint(run, constant_d_and_grey_g)
 
 
 @pytest.mark.parametrize("preset, d_logit", [("legacy", 2.0), ("wgan", -3.0), ("conditional", -1.5)])
@@ -51,7 +61,8 @@ def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tmp_path, tiny_data
     critic = preset == "wgan"
     expected = d_logit if critic else 1 / (1 + np.exp(-d_logit))  # a critic's raw score, else a probability
     assert report["critic"] == critic
-    assert report["sets"] == ["training", "test", "fakes"] + ["test_wrong_class"] * (preset == "conditional")
+    assert report["sets"] == (["training", "test", "fakes"] + ["fakes_of_average"] * (preset != "legacy")  # averaged
+                              + ["test_wrong_class"] * (preset == "conditional"))
     for kind in report["sets"]:
         assert report[kind]["mean"] == pytest.approx(expected, abs=1e-6), kind
         # one number for every image: above 0.5, all called real; a critic's midpoint is that number itself
@@ -76,6 +87,28 @@ def test_the_fakes_shown_are_drawn_by_the_checkpoints_g(tmp_path, tiny_data):
     # D says the same of every test image: the first it judged are shown, as the data holds them
     judged = verdicts.judged_images(config, tiny_data, 16, seed=0)["test"][0]
     assert np.array_equal(examples[1][1], judged[:verdicts.SHOWN])
+
+
+def test_the_averaged_fakes_are_drawn_by_the_checkpoints_weight_average(tmp_path, tiny_data, monkeypatch):
+    """The kit's pictures come from G's weight average, which D never met: its fakes are a set of their own,
+    from the average the checkpoint holds, not from the G that trained."""
+    run = tiny_run(tmp_path, tiny_data, "kit")
+
+    def average_drawing_zeros(arrays):  # tanh(0): 0 in every pixel
+        averaged = sorted(key for key in arrays if key.startswith("generator_average/"))[:-1]  # the last: a count
+        assert averaged and any(np.any(arrays[key] != 0) for key in averaged)
+        arrays.update({key: np.zeros_like(arrays[key]) for key in averaged})
+
+    edit_newest_checkpoint(run, average_drawing_zeros)
+    def mean_pixel(discriminator, images, classes, critic, bar=None):  # D's stand-in: what a set holds shows
+        return images.reshape(len(images), -1).mean(axis=1)
+
+    monkeypatch.setattr(verdicts, "scores_of", mean_pixel)
+    config, preset = verdicts.read_run(run)
+    report, scores, _ = verdicts.verdicts(run, config, preset, 16, seed=0)
+    assert np.all(scores["fakes_of_average"] == 0.0)
+    assert np.all(scores["fakes"] != 0.0)  # the G that trained, untouched
+    assert report["fakes_of_average"]["images"] == report["fakes"]["images"] == 16
 
 
 def test_a_newest_checkpoint_that_cannot_be_read_is_skipped_and_said(tmp_path, tiny_data, capsys):
