@@ -8,6 +8,7 @@ What a run's config.json may hold follows from the table: read_run_config checks
 """
 
 import json
+import math
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
@@ -121,12 +122,12 @@ TRAINING_NEEDS = ("preset", "latent", "lr", "noise", "label_noise", "fakes_in_tr
 PRECISIONS = ("float32", "mixed_bfloat16")  # what a run computes in (dcgan.py --precision, auto resolved)
 # Numbers that must be 1 or more (a batch of 0 would divide by zero); every other must not be negative.
 AT_LEAST_ONE = ("latent", "batch", "epochs", "grid", "classes", "critic_steps", "ckpt_every", "picture_size",
-                "limit", "frames_per_epoch")
+                "limit", "frames_per_epoch", "devices", "processes")
 # Settings of the right type that may still take only a few values.
 ALLOWED_VALUES = {"noise": NOISE_KINDS, "pixel_range": ([0, 1], [-1, 1]), "precision": PRECISIONS}
 TYPE_WORDS = {(int,): "a whole number", (int, float): "a number", (str,): "a string", (bool,): "true or false",
               (list,): "a list", (dict,): "a JSON object", (int, type(None)): "a whole number or null",
-              (int, str): "a whole number or a string"}
+              (int, str): "a whole number or a word"}
 
 
 def json_types(default):
@@ -159,10 +160,14 @@ def config_problem(config, needs=()):
             return f"holds {key} = {json.dumps(value)}, not {TYPE_WORDS[types]}"
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
         floor = 1 if key in AT_LEAST_ONE else 0
+        if is_number and not math.isfinite(value):  # json reads NaN and Infinity, which no run writes
+            return f"holds {key} = {json.dumps(value)}, not a finite number"
         if is_number and value < floor:
             return f"holds {key} = {value}, below {floor}"
         if key in allowed and not is_number and value not in allowed[key]:
-            return f"holds {key} = {json.dumps(value)}, not one of {', '.join(map(json.dumps, allowed[key]))}"
+            number_or = "a whole number or " if int in types else ""  # frames_per_epoch: a count, or "auto"
+            choices = ", ".join(map(json.dumps, allowed[key]))
+            return f"holds {key} = {json.dumps(value)}, not {number_or}one of {choices}"
     missing = [key for key in needs if key not in config]
     return f"lacks {', '.join(missing)} (made by an older kit?)" if missing else None
 

@@ -149,7 +149,9 @@ def test_the_shipped_generator_s_config_passes_the_check_though_older_than_some_
     ({"noise": "gauss"}, 'holds noise = "gauss", not one of "normal", "uniform"'),
     ({"pixel_range": [0, 255]}, "holds pixel_range = [0, 255], not one of [0, 1], [-1, 1]"),
     ({"precision": "float16"}, 'holds precision = "float16", not one of "float32", "mixed_bfloat16"'),
-    ({"frames_per_epoch": "all"}, 'holds frames_per_epoch = "all", not one of "auto"'),
+    ({"frames_per_epoch": "all"}, 'holds frames_per_epoch = "all", not a whole number or one of "auto"'),
+    ({"lr": float("nan")}, "holds lr = NaN, not a finite number"),
+    ({"devices": 0}, "holds devices = 0, below 1"),
     ({"generator_options": [256]}, "holds generator_options = [256], not a JSON object"),
     ({"preset": "legacy"}, "lacks batch, seed (made by an older kit?)"),
 ])
