@@ -30,6 +30,7 @@ TENSORS_FILE = "tensors.npz"
 STATE_FILE = runs.CHECKPOINT_STATE_FILE  # written last inside the temporary folder: marks a finished write
 OLD_FORMAT_FILE = "tensors.index"  # what tf.train.Checkpoint wrote, before the kit ran on every backend
 RANDOM_GROUP = "random_state"  # the only group that does not cross backends
+AVERAGE_GROUP = "generator_average"  # averaging.GeneratorAverage's variables, in runs that keep one
 KEEP = 3
 
 
@@ -52,7 +53,7 @@ def training_state(generator, discriminator, gan, batch_maker, fixed_noise, aver
                   **{RANDOM_GROUP: [*random_state_variables(generator), *random_state_variables(discriminator),
                                     *random_state_variables(batch_maker)]})
     if average:
-        groups["generator_average"] = average.variables
+        groups[AVERAGE_GROUP] = average.variables
     return groups
 
 

@@ -123,8 +123,9 @@ PRECISIONS = ("float32", "mixed_bfloat16")  # what a run computes in (dcgan.py -
 # Numbers that must be 1 or more (a batch of 0 would divide by zero); every other must not be negative.
 AT_LEAST_ONE = ("latent", "batch", "epochs", "grid", "classes", "critic_steps", "ckpt_every", "picture_size",
                 "limit", "frames_per_epoch", "devices", "processes")
-# Settings of the right type that may still take only a few values.
-ALLOWED_VALUES = {"noise": NOISE_KINDS, "pixel_range": ([0, 1], [-1, 1]), "precision": PRECISIONS}
+# Settings of the right type that may still take only a few values (frames_per_epoch: or a count).
+ALLOWED_VALUES = {"preset": tuple(PRESETS), "noise": NOISE_KINDS, "pixel_range": ([0, 1], [-1, 1]),
+                  "precision": PRECISIONS, "frames_per_epoch": ("auto",)}
 TYPE_WORDS = {(int,): "a whole number", (int, float): "a number", (str,): "a string", (bool,): "true or false",
               (list,): "a list", (dict,): "a JSON object", (int, type(None)): "a whole number or null",
               (int, str): "a whole number or a word"}
@@ -151,7 +152,6 @@ def config_problem(config, needs=()):
     before it existed does not record is only missing, never wrong."""
     if not isinstance(config, dict):
         return "is not a JSON object of settings"
-    allowed = {"preset": list(PRESETS), "frames_per_epoch": ["auto"], **ALLOWED_VALUES}
     for key, value in config.items():
         types = SETTING_TYPES.get(key)
         if not types:  # recorded for people (system, keras, ...), or by a later kit: not read by any script
@@ -164,9 +164,9 @@ def config_problem(config, needs=()):
             return f"holds {key} = {json.dumps(value)}, not a finite number"
         if is_number and value < floor:
             return f"holds {key} = {value}, below {floor}"
-        if key in allowed and not is_number and value not in allowed[key]:
+        if key in ALLOWED_VALUES and not is_number and value not in ALLOWED_VALUES[key]:
             number_or = "a whole number or " if int in types else ""  # frames_per_epoch: a count, or "auto"
-            choices = ", ".join(map(json.dumps, allowed[key]))
+            choices = ", ".join(map(json.dumps, ALLOWED_VALUES[key]))
             return f"holds {key} = {json.dumps(value)}, not {number_or}one of {choices}"
     missing = [key for key in needs if key not in config]
     return f"lacks {', '.join(missing)} (made by an older kit?)" if missing else None

@@ -90,7 +90,7 @@ def restore_g_and_d(run, config, preset):
     groups = dict(generator=generator.weights, discriminator=discriminator.weights)
     average = averaging.GeneratorAverage(generator, config["average_decay"]) if config.get("average_decay") else None
     if average:
-        groups["generator_average"] = average.variables
+        groups[checkpoints.AVERAGE_GROUP] = average.variables
     folder, state, skipped = checkpoints.restore_newest(run, groups, backends.current())
     for path, why in skipped:  # a newer one that cannot be read: say which D is asked instead
         print(f"skipped checkpoint {path.name}: {why}")

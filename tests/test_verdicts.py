@@ -95,11 +95,13 @@ def test_the_averaged_fakes_are_drawn_by_the_checkpoints_weight_average(tmp_path
     run = tiny_run(tmp_path, tiny_data, "kit")
 
     def average_drawing_zeros(arrays):  # tanh(0): 0 in every pixel
-        averaged = sorted(key for key in arrays if key.startswith("generator_average/"))[:-1]  # the last: a count
+        group = f"{checkpoints.AVERAGE_GROUP}/"
+        averaged = sorted(key for key in arrays if key.startswith(group))[:-1]  # the last: the updates' count
         assert averaged and any(np.any(arrays[key] != 0) for key in averaged)
         arrays.update({key: np.zeros_like(arrays[key]) for key in averaged})
 
     edit_newest_checkpoint(run, average_drawing_zeros)
+
     def mean_pixel(discriminator, images, classes, critic, bar=None):  # D's stand-in: what a set holds shows
         return images.reshape(len(images), -1).mean(axis=1)
 
