@@ -10,6 +10,9 @@ training mode where the preset trains so), D in inference mode (no dropout). The
 - D's probability that an image is real, as three histograms: training images, test images, fakes. Where
   the fakes' hump sits on the reals', D cannot tell them apart; where the training images' hump sits right
   of the test images', D has learnt the training set by heart rather than what a garment looks like.
+- beside them, class by class: D's mean verdict on the test images of each class and on the fakes of each,
+  classed by the kit's judge (judge.py's classifier; for a conditional preset, by the class G was asked
+  for), with how many fakes fell in each: which garments D doubts, and which of G's it believes.
 - the fakes D believed most and the test images it doubted most, each with its probability.
 Where the run keeps G's weight average (kit, conditional, wgan) D also judges the average's fakes, from the
 same noise: the G whose pictures the run shows, which D never met in training.
@@ -133,7 +136,28 @@ def scores_of(discriminator, images, classes, critic, bar=None):
 
 
 def summary(scores, threshold):
+    """A set's numbers; for an empty set (a class G drew none of) its mean and share are None."""
+    if not len(scores):
+        return dict(images=0, mean=None, called_real=None)
     return dict(images=len(scores), mean=float(np.mean(scores)), called_real=float(np.mean(scores > threshold)))
+
+
+def judged_classes(fakes, preset, bar=None):
+    """The class of each fake (int array): the one the kit's judge gives it, the likeliest of its ten."""
+    import judge
+
+    _, feature_model, _ = judge.load_classifier()
+    _, probabilities = judge.features_and_probabilities(feature_model, data.to_uint8(fakes, preset.pixel_range),
+                                                        bar=bar)
+    return np.argmax(probabilities, axis=1)
+
+
+def by_class(classes_of, scores, threshold):
+    """[{"class": name, kind: summary of its images of that class}] for each Fashion-MNIST class, from
+    classes_of = {kind: each image's class} and scores = {kind: D's verdicts}."""
+    return [dict({"class": name}, **{kind: summary(scores[kind][np.asarray(classes).ravel() == index], threshold)
+                                     for kind, classes in classes_of.items()})
+            for index, name in enumerate(data.CLASS_NAMES)]
 
 
 def verdicts(run, config, preset, count, seed, data_dir=None):
@@ -145,7 +169,7 @@ def verdicts(run, config, preset, count, seed, data_dir=None):
     generator, discriminator, average, folder, epoch, step = restore_g_and_d(run, config, preset)
     # Progress on a terminal only (tqdm's disable=None): a log gets the table, not carriage returns.
     judged = (sum(len(images) for images, _ in reals.values()) + (2 + 2 * bool(average)) * count
-              + preset.conditional * len(reals["test"][0]))
+              + preset.conditional * len(reals["test"][0]) + (not preset.conditional) * count)
     with tqdm(total=judged, unit="img", unit_scale=True,
               desc="making fakes, asking D", disable=None) as bar:
         fakes, fake_classes = make_fakes(generator, config, preset, count, seed, bar)
@@ -160,6 +184,8 @@ def verdicts(run, config, preset, count, seed, data_dir=None):
         if preset.conditional:  # does D check the class? the same test images, each named as another class
             scores["test_wrong_class"] = scores_of(discriminator, pixels["test"],
                                                    wrong_classes(reals["test"][1], preset.classes, seed), critic, bar)
+        # What each fake is: the class G was asked for, where D is told it; else what the judge sees.
+        fake_kinds = fake_classes if preset.conditional else judged_classes(fakes, preset, bar)
     # A critic's scores may all move by one number without changing its loss: its line between real and
     # fake is the midpoint, as its accuracy's is a batch's mean (models.real_fake_accuracy).
     threshold = (scores["test"].mean() + scores["fakes"].mean()) / 2 if critic else 0.5
@@ -167,6 +193,8 @@ def verdicts(run, config, preset, count, seed, data_dir=None):
                   seed=seed, threshold=float(threshold),
                   sets=list(scores), **{kind: summary(values, threshold) for kind, values in scores.items()})
     report["memorised"] = report["training"]["mean"] - report["test"]["mean"]
+    report["fakes_classed_by"] = "the class asked" if preset.conditional else "the judge"
+    report["by_class"] = by_class({"test": reals["test"][1], "fakes": fake_kinds}, scores, threshold)
     believed = np.argsort(-scores["fakes"], kind="stable")[:SHOWN]
     doubted = np.argsort(scores["test"], kind="stable")[:SHOWN]
     examples = [("the fakes D believed most", data.to_uint8(fakes[believed], preset.pixel_range),
@@ -182,6 +210,14 @@ def print_report(report, run):
                       [[SET_NAMES.get(kind, kind), str(report[kind]["images"]), f"{report[kind]['mean']:.3f}",
                         f"{report[kind]['called_real']:.0%}"] for kind in report["sets"]])
     print(f"training - test: {report['memorised']:+.3f} (above 0: D trusts the images it trained on more)")
+    print(f"\nby class (fakes classed by {report['fakes_classed_by']}):")
+
+    def mean(numbers):
+        return "-" if numbers["mean"] is None else f"{numbers['mean']:.3f}"
+
+    cli.print_columns(["", "test images", what, "fakes", what],
+                      [[row["class"], str(row["test"]["images"]), mean(row["test"]), str(row["fakes"]["images"]),
+                        mean(row["fakes"])] for row in report["by_class"]])
 
 
 def main(argv=None):
@@ -214,8 +250,14 @@ def save(run, config, preset, report, scores, examples):
     critic = report["critic"]
     xlabel = "D's score (higher: more real)" if critic else "D's probability that the image is real"
     named = {SET_NAMES.get(kind, kind): values for kind, values in scores.items()}
+    by_class = (f"By class (fakes classed by {report['fakes_classed_by']})",
+                [f"{row['class']}: {row['fakes']['images']} fake{'s' * (row['fakes']['images'] != 1)}"
+                 for row in report["by_class"]],
+                {SET_NAMES.get(kind, kind): [row[kind]["mean"] for row in report["by_class"]]
+                 for kind in ("test", "fakes")})
     runs.replace_atomically(picture, lambda path: viz.plot_scores(
-        path, title, named, examples, xlabel, (report["threshold"], "D's line between real and fake"), not critic))
+        path, title, named, examples, xlabel, (report["threshold"], "D's line between real and fake"), not critic,
+        by_class))
     runs.replace_atomically(figures, lambda path: path.write_text(json.dumps(report, indent=2) + "\n"))
     print(f"wrote {picture} and {figures}")
 

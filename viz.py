@@ -381,12 +381,13 @@ def plot_sweep(path, title, setting, values, seeds, results):
         plt.close(fig)
 
 
-def plot_scores(path, title, scores, examples, xlabel, line, probabilities=True):
+def plot_scores(path, title, scores, examples, xlabel, line, probabilities=True, by_class=None):
     """Numbers given to several sets of images, and a few images with theirs. Top: one histogram per set
     (`scores` = {name: 1-D array}, each in % of its own size) on shared bins, with a dotted line at `line` =
     (level, label): probabilities on [0, 1], shown in %, or any scores (`probabilities` False) on their own
-    range. Below: `examples` = [(row title, uint8 [n, 28, 28], n numbers)], a row each, every image titled
-    with its number."""
+    range. Beside it, where `by_class` = (panel title, row labels, {name of a set in scores: a mean per row,
+    None where the row has none}): those means as bars, each set in its histogram's colour. Below: `examples` =
+    [(row title, uint8 [n, 28, 28], n numbers)], a row each, every image titled with its number."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -396,20 +397,23 @@ def plot_scores(path, title, scores, examples, xlabel, line, probabilities=True)
     low, high = (0.0, 1.0) if probabilities else (values.min(), max(values.max(), values.min() + 1e-6))
     bins = np.linspace(low, high, 41)
     columns = max(len(images) for _, images, _ in examples)
+    colours = dict(zip(scores, ("tab:blue", "tab:green", "tab:red", "tab:orange", "tab:purple")))  # up to five sets
+    assert len(colours) == len(scores), "a set without a colour would not be drawn"
     with plt.rc_context({"font.size": 14, "axes.titlesize": 16, "legend.fontsize": 14}):
-        fig = plt.figure(figsize=(16, 8 + 2.2 * len(examples)))
+        fig = plt.figure(figsize=(16 + 6 * bool(by_class), 8 + 2.2 * len(examples)))
         top, bottom = fig.subfigures(2, 1, height_ratios=[8, 2.2 * len(examples)])
-        ax = top.subplots()
-        colours = ("tab:blue", "tab:green", "tab:red", "tab:orange", "tab:purple")  # up to five sets
-        assert len(scores) <= len(colours), "a set without a colour would not be drawn"
-        for (name, numbers), colour in zip(scores.items(), colours):
+        ax, side = top.subplots(1, 2, width_ratios=[5, 3]) if by_class else (top.subplots(), None)
+        for name, numbers in scores.items():
             ax.hist(numbers, bins=bins, weights=np.full(len(numbers), 100.0 / len(numbers)), histtype="stepfilled",
-                    alpha=0.35, color=colour, edgecolor=colour, linewidth=2,
+                    alpha=0.35, color=colours[name], edgecolor=colours[name], linewidth=2,
                     label=f"{name} (mean {numbers.mean():.2f})")
         ax.axvline(line[0], color="grey", linestyle=":", linewidth=2, label=line[1])
         ax.set(xlabel=xlabel, ylabel="% of the set", xlim=(low, high))
         ax.legend(loc="best")
         ax.grid(alpha=0.3)
+        if by_class:
+            _bars_by_class(side, *by_class, colours, line[0], (low, high) if probabilities else None)
+            top.subplots_adjust(wspace=0.45)  # room for the class names between the two panels
         top.suptitle(title, fontsize=18)
         rows = bottom.subfigures(len(examples), 1)
         for row, (name, images, numbers) in zip(np.atleast_1d(rows), examples):
@@ -423,3 +427,18 @@ def plot_scores(path, title, scores, examples, xlabel, line, probabilities=True)
                 cell.set_title(f"{number:.0%}" if probabilities else f"{number:.2f}", fontsize=14)
         fig.savefig(path, dpi=80, format="png")
         plt.close(fig)
+
+
+def _bars_by_class(ax, title, labels, means, colours, line, limits):
+    """plot_scores's side panel: each set's mean per row as horizontal bars, the first set's bar on top."""
+    rows, sets = np.arange(len(labels)), list(means)
+    height = 0.8 / len(sets)
+    for i, name in enumerate(sets):
+        numbers = np.array([np.nan if m is None else m for m in means[name]], np.float64)
+        ax.barh(rows - 0.4 + height * (i + 0.5), numbers, height, color=colours[name], alpha=0.6, label=name)
+    ax.axvline(line, color="grey", linestyle=":", linewidth=2)
+    ax.set_yticks(rows, labels)
+    ax.invert_yaxis()  # the first row on top, as a table reads
+    ax.set(title=title, xlabel="the mean of each class", xlim=limits)
+    ax.legend(loc="lower right", fontsize=12)
+    ax.grid(alpha=0.3, axis="x")

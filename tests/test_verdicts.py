@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 import checkpoints
+import data
 import dcgan
 import models
 import presets
 import runs
 import verdicts
+from test_evaluate import real_data_or_skip
 
 RUNS = {  # preset: dcgan.py flags for a few steps on the tiny data
     "legacy": ["--batch", "8", "--limit", "32"],
@@ -68,11 +70,16 @@ def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tmp_path, tiny_data
         # one number for every image: above 0.5, all called real; a critic's midpoint is that number itself
         assert report[kind]["called_real"] == (1.0 if expected > report["threshold"] else 0.0)
     assert report["memorised"] == pytest.approx(0.0, abs=1e-6)
+    for row in report["by_class"]:  # every class of image gets the same number too, where it has any
+        for kind in ("test", "fakes"):
+            assert row[kind]["mean"] is None if not row[kind]["images"] else row[kind]["mean"] == pytest.approx(
+                expected, abs=1e-6)
     assert report["checkpoint"] == checkpoints.latest(run).name
     assert json.loads((run / "verdicts.json").read_text()) == report
     assert (run / "verdicts.png").read_bytes()[:4] == b"\x89PNG"
     out = capsys.readouterr().out
     assert f"checkpoint {report['checkpoint']}" in out and "wrote" in out
+    assert f"by class (fakes classed by {report['fakes_classed_by']})" in out and "Ankle boot" in out
     assert ("score (mean)" if critic else "P(real) (mean)") in out
 
 
@@ -102,15 +109,66 @@ def test_the_averaged_fakes_are_drawn_by_the_checkpoints_weight_average(tmp_path
 
     edit_newest_checkpoint(run, average_drawing_zeros)
 
-    def mean_pixel(discriminator, images, classes, critic, bar=None):  # D's stand-in: what a set holds shows
-        return images.reshape(len(images), -1).mean(axis=1)
-
     monkeypatch.setattr(verdicts, "scores_of", mean_pixel)
     config, preset = verdicts.read_run(run)
     report, scores, _ = verdicts.verdicts(run, config, preset, 16, seed=0)
     assert np.all(scores["fakes_of_average"] == 0.0)
     assert np.all(scores["fakes"] != 0.0)  # the G that trained, untouched
     assert report["fakes_of_average"]["images"] == report["fakes"]["images"] == 16
+
+
+def mean_pixel(discriminator, images, classes, critic, bar=None):
+    """D's stand-in for verdicts.scores_of: each image's mean pixel, so what a set holds shows in its numbers."""
+    return images.reshape(len(images), -1).mean(axis=1)
+
+
+def test_by_class_groups_each_sets_verdicts_by_the_class_of_its_images(tmp_path, tiny_data, monkeypatch):
+    run = tiny_run(tmp_path, tiny_data, "legacy")
+    monkeypatch.setattr(verdicts, "scores_of", mean_pixel)
+    monkeypatch.setattr(verdicts, "judged_classes", lambda fakes, preset, bar=None: np.arange(len(fakes)) % 10)
+    config, preset = verdicts.read_run(run)
+    report, scores, _ = verdicts.verdicts(run, config, preset, 30, seed=0)
+    assert report["fakes_classed_by"] == "the judge"
+    test_classes = verdicts.judged_images(config, tiny_data, 30, seed=0)["test"][1]
+    for index, row in enumerate(report["by_class"]):
+        assert row["class"] == data.CLASS_NAMES[index]
+        of_class = scores["test"][test_classes == index]
+        assert row["test"]["images"] == len(of_class)
+        assert row["test"]["mean"] == (pytest.approx(of_class.mean()) if len(of_class) else None)
+        assert row["fakes"]["images"] == 3  # fakes 0, 10, 20 are "class 0", and so on
+        assert row["fakes"]["mean"] == pytest.approx(scores["fakes"][index::10].mean())
+        assert row["fakes"]["called_real"] == np.mean(scores["fakes"][index::10] > 0.5)
+
+
+def test_a_conditional_runs_fakes_are_classed_by_the_class_g_was_asked_for(tmp_path, tiny_data, monkeypatch):
+    run = tiny_run(tmp_path, tiny_data, "conditional")
+    asked = []
+
+    def make_fakes_and_keep_the_classes(*args, **kwargs):
+        fakes, classes = make_fakes(*args, **kwargs)
+        asked.append(classes)
+        return fakes, classes
+
+    def no_judge(*args, **kwargs):
+        raise AssertionError("the judge was asked, though G was told each fake's class")
+
+    make_fakes = verdicts.make_fakes
+    monkeypatch.setattr(verdicts, "make_fakes", make_fakes_and_keep_the_classes)
+    monkeypatch.setattr(verdicts, "judged_classes", no_judge)
+    config, preset = verdicts.read_run(run)
+    report, _, _ = verdicts.verdicts(run, config, preset, 40, seed=0)
+    assert report["fakes_classed_by"] == "the class asked"
+    counts = [row["fakes"]["images"] for row in report["by_class"]]
+    assert counts == np.bincount(asked[0].ravel(), minlength=10).tolist() and sum(counts) == 40
+
+
+@pytest.mark.parametrize("preset", ["legacy", "upsample"])  # G's pixels in (-1, 1), and in (0, 1)
+def test_the_judge_classes_images_in_the_presets_pixel_range_as_garments(preset):
+    images, classes = data.load_split("test", real_data_or_skip())
+    chosen = np.random.default_rng(0).choice(len(images), 500, replace=False)
+    pixels = data.scale_pixels(images[chosen], presets.PRESETS[preset].pixel_range)  # as G draws them
+    judged = verdicts.judged_classes(pixels, presets.PRESETS[preset])
+    assert np.mean(judged == classes[chosen]) > 0.85  # the judge scores 0.93 on all 10,000
 
 
 def test_a_newest_checkpoint_that_cannot_be_read_is_skipped_and_said(tmp_path, tiny_data, capsys):
