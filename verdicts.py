@@ -12,7 +12,8 @@ training mode where the preset trains so), D in inference mode (no dropout). The
   of the test images', D has learnt the training set by heart rather than what a garment looks like.
 - beside them, class by class: D's mean verdict on the test images of each class and on the fakes of each,
   classed by the kit's judge (judge.py's classifier; for a conditional preset, by the class G was asked
-  for), with how many fakes fell in each: which garments D doubts, and which of G's it believes.
+  for), with how many fakes fell in each: which garments D doubts, and which of G's it believes. For a
+  conditional preset, the test images named as another class too, grouped by their own: whose label D reads.
 - the fakes D believed most and the test images it doubted most, each with its probability.
 Where the run keeps G's weight average (kit, conditional, wgan) D also judges the average's fakes, from the
 same noise: the G whose pictures the run shows, which D never met in training.
@@ -194,7 +195,11 @@ def verdicts(run, config, preset, count, seed, data_dir=None):
                   sets=list(scores), **{kind: summary(values, threshold) for kind, values in scores.items()})
     report["memorised"] = report["training"]["mean"] - report["test"]["mean"]
     report["fakes_classed_by"] = "the class asked" if preset.conditional else "the judge"
-    report["by_class"] = by_class({"test": reals["test"][1], "fakes": fake_kinds}, scores, threshold)
+    # A conditional run's test images named as another class are grouped by their own class: whose label
+    # D reads, and whose it lets pass.
+    classes_of = dict(test=reals["test"][1], **({"test_wrong_class": reals["test"][1]} if preset.conditional else {}),
+                      fakes=fake_kinds)
+    report["by_class"] = by_class(classes_of, scores, threshold)
     believed = np.argsort(-scores["fakes"], kind="stable")[:SHOWN]
     doubted = np.argsort(scores["test"], kind="stable")[:SHOWN]
     examples = [("the fakes D believed most", data.to_uint8(fakes[believed], preset.pixel_range),
@@ -215,9 +220,10 @@ def print_report(report, run):
     def mean(numbers):
         return "-" if numbers["mean"] is None else f"{numbers['mean']:.3f}"
 
-    cli.print_columns(["", "test images", what, "fakes", what],
-                      [[row["class"], str(row["test"]["images"]), mean(row["test"]), str(row["fakes"]["images"]),
-                        mean(row["fakes"])] for row in report["by_class"]])
+    kinds = [kind for kind in report["by_class"][0] if kind != "class"]
+    cli.print_columns([""] + [words for kind in kinds for words in (SET_NAMES.get(kind, kind), what)],
+                      [[row["class"]] + [cell for kind in kinds for cell in (str(row[kind]["images"]), mean(row[kind]))]
+                       for row in report["by_class"]])
 
 
 def main(argv=None):
@@ -254,7 +260,7 @@ def save(run, config, preset, report, scores, examples):
                 [f"{row['class']}: {row['fakes']['images']} fake{'s' * (row['fakes']['images'] != 1)}"
                  for row in report["by_class"]],
                 {SET_NAMES.get(kind, kind): [row[kind]["mean"] for row in report["by_class"]]
-                 for kind in ("test", "fakes")})
+                 for kind in report["by_class"][0] if kind != "class"})
     runs.replace_atomically(picture, lambda path: viz.plot_scores(
         path, title, named, examples, xlabel, (report["threshold"], "D's line between real and fake"), not critic,
         by_class))

@@ -71,7 +71,8 @@ def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tmp_path, tiny_data
         assert report[kind]["called_real"] == (1.0 if expected > report["threshold"] else 0.0)
     assert report["memorised"] == pytest.approx(0.0, abs=1e-6)
     for row in report["by_class"]:  # every class of image gets the same number too, where it has any
-        for kind in ("test", "fakes"):
+        assert list(row) == ["class", "test"] + ["test_wrong_class"] * (preset == "conditional") + ["fakes"]
+        for kind in list(row)[1:]:
             assert row[kind]["mean"] is None if not row[kind]["images"] else row[kind]["mean"] == pytest.approx(
                 expected, abs=1e-6)
     assert report["checkpoint"] == checkpoints.latest(run).name
@@ -160,6 +161,9 @@ def test_a_conditional_runs_fakes_are_classed_by_the_class_g_was_asked_for(tmp_p
     assert report["fakes_classed_by"] == "the class asked"
     counts = [row["fakes"]["images"] for row in report["by_class"]]
     assert counts == np.bincount(asked[0].ravel(), minlength=10).tolist() and sum(counts) == 40
+    # the test images named as another class, grouped by their own: as many in each class as the test set's
+    assert [row["test_wrong_class"]["images"] for row in report["by_class"]] == [
+        row["test"]["images"] for row in report["by_class"]]
 
 
 @pytest.mark.parametrize("preset", ["legacy", "upsample"])  # G's pixels in (-1, 1), and in (0, 1)
