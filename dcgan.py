@@ -545,13 +545,25 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     return history
 
 
-def print_presets():
+def parameter_counts(preset, backend=None):
+    """(G's, D's) parameter counts: presets.PARAMETERS's, with no Keras; a preset that table does not know yet
+    (a row of your own) is built to count them, which imports Keras (on `backend`) first."""
+    if preset.name in presets.PARAMETERS:
+        return presets.PARAMETERS[preset.name]
+    backends.use(backend)
+    import models
+
+    generator, discriminator, _ = models.build_models(preset, preset.latent)
+    return generator.count_params(), discriminator.count_params()
+
+
+def print_presets(backend=None):
     """One row per preset: what it builds, how it samples and scales, how it learns."""
     header = ["preset", "G params", "D params", "latent", "pixels", "G output", "loss", "D dropout", "Adam",
               "G shown", "batch", "epochs", "grid", "system (SYSTEMS.md)"]
     rows = []
     for preset in presets.PRESETS.values():
-        g_parameters, d_parameters = presets.PARAMETERS[preset.name]
+        g_parameters, d_parameters = parameter_counts(preset, backend)
         rows.append([preset.name, f"{g_parameters:,}", f"{d_parameters:,}",
                      f"{preset.latent} {preset.noise}" + (" + class" if preset.conditional else ""),
                      "[{}, {}]".format(*preset.pixel_range),
@@ -571,7 +583,7 @@ def main(argv=None):
     started = time.perf_counter()
     args = parse_args(argv)
     if args.list_presets:  # a table in presets.py: no backend, no Keras, under a second
-        return print_presets()
+        return print_presets(args.backend)
     try:
         data_read = check_and_read_first(args)
         backends.use(args.backend)

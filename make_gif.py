@@ -94,7 +94,7 @@ def make_gif(run, fps, curves=False):
         durations = durations[0]
     runs.replace_atomically(gif, lambda path: iio.imwrite(path, pictures, extension=".gif", duration=durations,
                                                           loop=0))
-    print(f"wrote {gif} ({len(pictures)} frames{', with curves' if curves else ''})")
+    print(f"wrote {gif} ({len(pictures)} frame{'s' * (len(pictures) != 1)}{', with curves' if curves else ''})")
     return gif
 
 

@@ -174,6 +174,17 @@ CONDITIONAL_GENERATORS = {"deconv": build_conditional_generator}
 CONDITIONAL_DISCRIMINATORS = {"strided": build_conditional_discriminator}
 
 
+def builder_of(table, preset, role):
+    """The function a preset's row names for its generator or discriminator (`role`), from `table`; a name
+    the table lacks (a typo in a row of your own) says which names it holds."""
+    name = getattr(preset, role)
+    if name not in table:
+        conditional = "conditional " if preset.conditional else ""
+        raise ValueError(f"preset {preset.name} names the {conditional}{role} {name!r}, which models.py does not "
+                         f"build; it builds {', '.join(sorted(table))}")
+    return table[name]
+
+
 def build_models(preset, latent, dropout=None):
     """(G, D, the stacked gan, not compiled): one-input models, or two-input ones (image or noise, label)
     for a conditional preset, whose stack passes the same label to G and to D. `dropout`: D's rate, if not
@@ -181,16 +192,17 @@ def build_models(preset, latent, dropout=None):
     dropout = preset.dropout if dropout is None else dropout
     if preset.conditional and preset.gradient_penalty:
         raise ValueError(f"preset {preset.name}: the gradient penalty has no conditional form yet")
+    generators, discriminators = ((CONDITIONAL_GENERATORS, CONDITIONAL_DISCRIMINATORS) if preset.conditional
+                                  else (GENERATORS, DISCRIMINATORS))
+    build_g, build_d = builder_of(generators, preset, "generator"), builder_of(discriminators, preset, "discriminator")
     if not preset.conditional:
-        generator = GENERATORS[preset.generator](latent, preset.output_activation, **preset.generator_options)
-        discriminator = DISCRIMINATORS[preset.discriminator](dropout=dropout, **preset.discriminator_options)
+        generator = build_g(latent, preset.output_activation, **preset.generator_options)
+        discriminator = build_d(dropout=dropout, **preset.discriminator_options)
         if preset.gradient_penalty:  # the same layers, scored by the Wasserstein loss plus the penalty
             discriminator = WassersteinCritic(discriminator, preset.gradient_penalty, name="critic")
         return generator, discriminator, keras.Sequential([generator, discriminator], name="gan")
-    generator = CONDITIONAL_GENERATORS[preset.generator](latent, preset.output_activation, preset.classes,
-                                                         **preset.generator_options)
-    discriminator = CONDITIONAL_DISCRIMINATORS[preset.discriminator](preset.classes, dropout=dropout,
-                                                                     **preset.discriminator_options)
+    generator = build_g(latent, preset.output_activation, preset.classes, **preset.generator_options)
+    discriminator = build_d(preset.classes, dropout=dropout, **preset.discriminator_options)
     noise, label = keras.Input((latent,), name="noise"), keras.Input((1,), dtype="int32", name="label")
     gan = keras.Model([noise, label], discriminator([generator([noise, label]), label]), name="gan")
     return generator, discriminator, gan

@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 
@@ -25,7 +26,8 @@ def test_each_preset_builds_with_the_seed_parameter_counts(name):
     assert len(generator.inputs) == len(discriminator.inputs) == len(gan.inputs) == 1 + preset.conditional
     assert generator.output_shape == (None, 28, 28, 1)
     assert discriminator.output_shape == (None, 1)
-    assert (generator.count_params(), discriminator.count_params()) == presets.PARAMETERS[name]  # --list-presets
+    counts = generator.count_params(), discriminator.count_params()
+    assert counts == presets.PARAMETERS.get(name), f"presets.PARAMETERS: {name!r}: ({counts[0]:_}, {counts[1]:_})"
     g_count, d_count = SEED_COUNTS.get(name, (None, None))
     if g_count:
         assert generator.count_params() == g_count
@@ -119,6 +121,45 @@ def test_list_presets_needs_no_keras():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "conditional" in done.stdout and "2,456,484" in done.stdout
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="scripts in processes of their own, on the "
+                    "default backend: run in the TensorFlow pass")
+def test_a_row_of_your_own_is_all_a_new_preset_takes(tmp_path, tiny_data):
+    """README, *A preset of your own*: a copy of the kit with one row added to presets.PRESETS lists it (its
+    parameter counts built, as presets.PARAMETERS does not know it) and trains it; a builder's name mistyped
+    is named."""
+    copy = tmp_path / "kit"
+    copy.mkdir()
+    for path in ROOT.glob("*.py"):
+        shutil.copy(path, copy)
+    original = (copy / "presets.py").read_text()
+    end_of_table = "]}\nDEFAULT_PRESET"
+    assert original.count(end_of_table) == 1
+    row = ('    Preset("yours", "a try: the kit, its D leakier", "deconv", "strided", noise="uniform", lr=2e-4, '
+           'beta_1=0.5,\n           generator_options=dict(seed_channels=256), discriminator_options=dict(leak=0.3), '
+           'average_decay=0.999),\n')
+
+    def with_row(row):
+        (copy / "presets.py").write_text(original.replace(end_of_table, row + end_of_table))
+        return subprocess.run([sys.executable, "dcgan.py", "--list-presets"], capture_output=True, text=True, cwd=copy)
+
+    listed = with_row(row)
+    assert listed.returncode == 0, listed.stderr
+    yours = next(line for line in listed.stdout.splitlines() if line.startswith("yours "))
+    assert "2,330,944" in yours and "212,865" in yours and "average 0.999" in yours  # the kit's models: same counts
+    run = tmp_path / "run"
+    trained = subprocess.run([sys.executable, "dcgan.py", "--preset", "yours", "--epochs", "1", "--batch", "8",
+                              "--limit", "32", "--data-dir", str(tiny_data), "--out", str(run)],
+                             capture_output=True, text=True, cwd=copy)
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["preset"] == "yours" and config["discriminator_options"] == {"leak": 0.3}
+    assert (run / "generator.keras").is_file()
+    mistyped = with_row(row.replace('"deconv"', '"decon"'))
+    assert mistyped.returncode != 0
+    assert ("preset yours names the generator 'decon', which models.py does not build; it builds deconv, legacy, "
+            "upsample") in mistyped.stderr
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))
