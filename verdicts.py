@@ -161,6 +161,11 @@ def by_class(classes_of, scores, threshold):
             for index, name in enumerate(data.CLASS_NAMES)]
 
 
+def sets_by_class(report):
+    """The sets report["by_class"] splits by class, in its order: test, (test_wrong_class,) fakes."""
+    return [kind for kind in report["by_class"][0] if kind != "class"]
+
+
 def verdicts(run, config, preset, count, seed, data_dir=None):
     """(report, {kind: D's numbers}, example rows for the picture) of the run's newest checkpoint."""
     critic = presets.trains_a_critic(config)
@@ -195,10 +200,10 @@ def verdicts(run, config, preset, count, seed, data_dir=None):
                   sets=list(scores), **{kind: summary(values, threshold) for kind, values in scores.items()})
     report["memorised"] = report["training"]["mean"] - report["test"]["mean"]
     report["fakes_classed_by"] = "the class asked" if preset.conditional else "the judge"
-    # A conditional run's test images named as another class are grouped by their own class: whose label
-    # D reads, and whose it lets pass.
-    classes_of = dict(test=reals["test"][1], **({"test_wrong_class": reals["test"][1]} if preset.conditional else {}),
-                      fakes=fake_kinds)
+    classes_of = {"test": reals["test"][1]}
+    if preset.conditional:  # the test images named as another class, by their own: whose label D reads
+        classes_of["test_wrong_class"] = reals["test"][1]
+    classes_of["fakes"] = fake_kinds
     report["by_class"] = by_class(classes_of, scores, threshold)
     believed = np.argsort(-scores["fakes"], kind="stable")[:SHOWN]
     doubted = np.argsort(scores["test"], kind="stable")[:SHOWN]
@@ -220,7 +225,7 @@ def print_report(report, run):
     def mean(numbers):
         return "-" if numbers["mean"] is None else f"{numbers['mean']:.3f}"
 
-    kinds = [kind for kind in report["by_class"][0] if kind != "class"]
+    kinds = sets_by_class(report)
     cli.print_columns([""] + [words for kind in kinds for words in (SET_NAMES.get(kind, kind), what)],
                       [[row["class"]] + [cell for kind in kinds for cell in (str(row[kind]["images"]), mean(row[kind]))]
                        for row in report["by_class"]])
@@ -228,7 +233,8 @@ def print_report(report, run):
 
 def main(argv=None):
     p = cli.OneLineParser(prog="verdicts.py", description="What D thinks of training images, test images and "
-                                                          "G's fakes, from a run's newest checkpoint.")
+                                                          "G's fakes, overall and class by class, from a run's "
+                                                          "newest checkpoint.")
     add_flags(p)
     args = p.parse_args(argv)
     run = Path(args.run)
@@ -260,7 +266,7 @@ def save(run, config, preset, report, scores, examples):
                 [f"{row['class']}: {row['fakes']['images']} fake{'s' * (row['fakes']['images'] != 1)}"
                  for row in report["by_class"]],
                 {SET_NAMES.get(kind, kind): [row[kind]["mean"] for row in report["by_class"]]
-                 for kind in report["by_class"][0] if kind != "class"})
+                 for kind in sets_by_class(report)})
     runs.replace_atomically(picture, lambda path: viz.plot_scores(
         path, title, named, examples, xlabel, (report["threshold"], "D's line between real and fake"), not critic,
         by_class))
