@@ -220,14 +220,16 @@ def print_report(report, run):
                       [[SET_NAMES.get(kind, kind), str(report[kind]["images"]), f"{report[kind]['mean']:.3f}",
                         f"{report[kind]['called_real']:.0%}"] for kind in report["sets"]])
     print(f"training - test: {report['memorised']:+.3f} (above 0: D trusts the images it trained on more)")
-    print(f"\nby class (fakes classed by {report['fakes_classed_by']}):")
+    print(f"\nby class (fakes classed by {report['fakes_classed_by']}; each set's images, {what}, called real):")
 
-    def mean(numbers):
-        return "-" if numbers["mean"] is None else f"{numbers['mean']:.3f}"
+    def cells(numbers):
+        if numbers["mean"] is None:  # no image of the class in the set
+            return [str(numbers["images"]), "-", "-"]
+        return [str(numbers["images"]), f"{numbers['mean']:.3f}", f"{numbers['called_real']:.0%}"]
 
     kinds = sets_by_class(report)
-    cli.print_columns([""] + [words for kind in kinds for words in (SET_NAMES.get(kind, kind), what)],
-                      [[row["class"]] + [cell for kind in kinds for cell in (str(row[kind]["images"]), mean(row[kind]))]
+    cli.print_columns([""] + [words for kind in kinds for words in (SET_NAMES.get(kind, kind), "", "")],
+                      [[row["class"]] + [cell for kind in kinds for cell in cells(row[kind])]
                        for row in report["by_class"]])
 
 

@@ -80,7 +80,7 @@ def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tmp_path, tiny_data
     assert (run / "verdicts.png").read_bytes()[:4] == b"\x89PNG"
     out = capsys.readouterr().out
     assert f"checkpoint {report['checkpoint']}" in out and "wrote" in out
-    assert f"by class (fakes classed by {report['fakes_classed_by']})" in out and "Ankle boot" in out
+    assert f"by class (fakes classed by {report['fakes_classed_by']};" in out and "Ankle boot" in out
     assert ("score (mean)" if critic else "P(real) (mean)") in out
 
 
