@@ -143,7 +143,7 @@ def test_by_class_groups_each_sets_verdicts_by_the_class_of_its_images(tmp_path,
 
 def test_a_conditional_runs_fakes_are_classed_by_the_class_g_was_asked_for(tmp_path, tiny_data, monkeypatch):
     run = tiny_run(tmp_path, tiny_data, "conditional")
-    asked = []
+    make_fakes, asked = verdicts.make_fakes, []  # the classes of G's fakes, then of its average's
 
     def make_fakes_and_keep_the_classes(*args, **kwargs):
         fakes, classes = make_fakes(*args, **kwargs)
@@ -153,7 +153,6 @@ def test_a_conditional_runs_fakes_are_classed_by_the_class_g_was_asked_for(tmp_p
     def no_judge(*args, **kwargs):
         raise AssertionError("the judge was asked, though G was told each fake's class")
 
-    make_fakes = verdicts.make_fakes
     monkeypatch.setattr(verdicts, "make_fakes", make_fakes_and_keep_the_classes)
     monkeypatch.setattr(verdicts, "judged_classes", no_judge)
     config, preset = verdicts.read_run(run)
