@@ -283,6 +283,8 @@ def check_and_read_first(args):
         if writes_folder:
             runs.check_new(out, args.overwrite)
         preset = presets.PRESETS[args.preset or presets.DEFAULT_PRESET]
+        if problem := presets.row_problem(preset):
+            raise runs.RunError(f"preset {preset.name} in presets.py {problem}; mend its row")
         config = dict(batch=args.batch or preset.batch, limit=args.limit)
     devices.check_flags(args.devices, args.processes, args.process_index, args.coordinator,
                         backends.chosen(args.backend))

@@ -9,7 +9,7 @@ What a run's config.json may hold follows from the table: read_run_config checks
 
 import json
 import math
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import runs
@@ -170,6 +170,13 @@ def config_problem(config, needs=()):
             return f"holds {key} = {json.dumps(value)}, not {number_or}one of {choices}"
     missing = [key for key in needs if key not in config]
     return f"lacks {', '.join(missing)} (made by an older kit?)" if missing else None
+
+
+def row_problem(preset):
+    """What makes a row of PRESETS unusable, as config_problem would find it in the config.json of a run of
+    it (noise "gaussian", a pixel range of (0, 255), a batch of 0), or None: a row of your own is told before
+    Keras is imported, not deep inside training."""
+    return config_problem(json.loads(json.dumps({k: v for k, v in asdict(preset).items() if k != "name"})))
 
 
 def read_run_config(folder, remedy, if_missing=None, needs=()):

@@ -128,7 +128,7 @@ def test_list_presets_needs_no_keras():
 def test_a_row_of_your_own_is_all_a_new_preset_takes(tmp_path, tiny_data):
     """README, *A preset of your own*: a copy of the kit with one row added to presets.PRESETS lists it (its
     parameter counts built, as presets.PARAMETERS does not know it) and trains it; a builder's name mistyped
-    is named."""
+    is named, and a setting no run could use is one line before Keras's import."""
     copy = tmp_path / "kit"
     copy.mkdir()
     for path in ROOT.glob("*.py"):
@@ -140,26 +140,30 @@ def test_a_row_of_your_own_is_all_a_new_preset_takes(tmp_path, tiny_data):
            'beta_1=0.5,\n           generator_options=dict(seed_channels=256), discriminator_options=dict(leak=0.3), '
            'average_decay=0.999),\n')
 
-    def with_row(row):
+    def with_row(row, *flags):
+        """python dcgan.py `flags` in the copy, its table ending in `row`."""
         (copy / "presets.py").write_text(original.replace(end_of_table, row + end_of_table))
-        return subprocess.run([sys.executable, "dcgan.py", "--list-presets"], capture_output=True, text=True, cwd=copy)
+        return subprocess.run([sys.executable, "dcgan.py", *flags], capture_output=True, text=True, cwd=copy)
 
-    listed = with_row(row)
+    listed = with_row(row, "--list-presets")
     assert listed.returncode == 0, listed.stderr
     yours = next(line for line in listed.stdout.splitlines() if line.startswith("yours "))
     assert "2,330,944" in yours and "212,865" in yours and "average 0.999" in yours  # the kit's models: same counts
     run = tmp_path / "run"
-    trained = subprocess.run([sys.executable, "dcgan.py", "--preset", "yours", "--epochs", "1", "--batch", "8",
-                              "--limit", "32", "--data-dir", str(tiny_data), "--out", str(run)],
-                             capture_output=True, text=True, cwd=copy)
+    training = ["--preset", "yours", "--epochs", "1", "--batch", "8", "--limit", "32", "--data-dir", str(tiny_data),
+                "--out", str(run)]
+    trained = with_row(row, *training)
     assert trained.returncode == 0, trained.stderr
     config = json.loads((run / "config.json").read_text())
     assert config["preset"] == "yours" and config["discriminator_options"] == {"leak": 0.3}
     assert (run / "generator.keras").is_file()
-    mistyped = with_row(row.replace('"deconv"', '"decon"'))
+    mistyped = with_row(row.replace('"deconv"', '"decon"'), "--list-presets")
     assert mistyped.returncode != 0
     assert ("preset yours names the generator 'decon', which models.py does not build; it builds deconv, legacy, "
             "upsample") in mistyped.stderr
+    wrong = with_row(row.replace('noise="uniform"', 'noise="gaussian"'), *training, "--overwrite")
+    assert wrong.returncode == 2 and wrong.stderr == ('error: preset yours in presets.py holds noise = "gaussian", '
+                                                      'not one of "normal", "uniform"; mend its row\n')
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))
@@ -168,6 +172,7 @@ def test_the_config_a_run_of_each_preset_records_passes_the_check(name):
     config.update(devices=1, processes=1, images=64, steps_per_epoch=2, keras="3", backend="jax")  # set at start
     written = json.loads(json.dumps(config))  # as config.json holds it: tuples become lists
     assert presets.config_problem(written, presets.TRAINING_NEEDS) is None
+    assert presets.row_problem(presets.PRESETS[name]) is None  # what dcgan.py checks of the row itself
     assert presets.config_problem({**written, "lr": "fast"}) == 'holds lr = "fast", not a number'
 
 
