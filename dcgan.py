@@ -20,7 +20,6 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -152,7 +151,7 @@ def frame_steps(per_epoch, steps):
 def resolve_config(args):
     """The run's settings: the preset's, overridden by any flag given. Recorded whole in config.json."""
     preset = presets.PRESETS[args.preset or presets.DEFAULT_PRESET]
-    config = {"preset": preset.name, **{k: v for k, v in asdict(preset).items() if k != "name"}}
+    config = presets.settings_of(preset)
     config["pixel_range"] = list(preset.pixel_range)
     config["output_activation"] = preset.output_activation
     config.update(RUN_HABITS)

@@ -172,11 +172,16 @@ def config_problem(config, needs=()):
     return f"lacks {', '.join(missing)} (made by an older kit?)" if missing else None
 
 
+def settings_of(preset):
+    """A row as a run's config.json records it: its name as "preset", then every other field."""
+    return {"preset": preset.name, **{k: v for k, v in asdict(preset).items() if k != "name"}}
+
+
 def row_problem(preset):
     """What makes a row of PRESETS unusable, as config_problem would find it in the config.json of a run of
     it (noise "gaussian", a pixel range of (0, 255), a batch of 0), or None: a row of your own is told before
     Keras is imported, not deep inside training."""
-    return config_problem(json.loads(json.dumps({k: v for k, v in asdict(preset).items() if k != "name"})))
+    return config_problem(json.loads(json.dumps(settings_of(preset))))
 
 
 def read_run_config(folder, remedy, if_missing=None, needs=()):
