@@ -1,19 +1,20 @@
 """Measure the kit on this machine in one go, as a user would run it, and print one markdown table.
 
     python measure.py --quick                        # a few minutes on a CPU: a short try of every step
-    python measure.py                                # bench.py, the used-by command, then evaluate.py
+    python measure.py                                # the used-by command, evaluate.py, then bench.py
     python measure.py --backend jax --data-dir .data --out runs/measure-gpu
 
-What it runs, each step its own process (so start-up counts, as it does for a user):
-1. `bench.py` for legacy and for kit at batch 32: the seed article's naive loop against the kit's fast
+What it runs, each step its own process (so start-up counts, as it does for a user), the headline first (so
+a measurement cut short, as on a GPU lent for minutes, still has it; each step's time is printed as it ends):
+1. the used-by command, `dcgan.py --epochs 10 --batch 32` (the default preset, all 60,000 images),
+   timed as a whole process, with its peak memory, as a first run: under JAX with an empty cache of
+   compiled programs, as a user's first run has;
+2. `evaluate.py` on the generator it trained;
+3. `bench.py` for legacy and for kit at batch 32: the seed article's naive loop against the kit's fast
    one, in float32 and mixed_bfloat16, and with G's upsampling in the form this backend does not use
    (sub-pixel or transposed: is backends.SUBPIXEL_PAYS right on this device?), where a fast step's time
    goes (its calls, and for kit the update of G's weight average), and the floor of one train_on_batch
-   call on this machine;
-2. the used-by command, `dcgan.py --epochs 10 --batch 32` (the default preset, all 60,000 images),
-   timed as a whole process, with its peak memory, as a first run: under JAX with an empty cache of
-   compiled programs (bench.py compiled the same ones a minute earlier; a user's first run has none);
-3. `evaluate.py` on the generator it trained.
+   call on this machine.
 Everything lands in one folder (--out): bench_legacy.json, bench_kit.json, the run folder train/ (its
 eval.json included), measure.md (the table) and measure.json (every figure).
 `--quick` shrinks each step (8 timed steps x 3 rounds, 1 epoch on 3,200 images, 2,000 samples): the
@@ -56,6 +57,7 @@ def run_step(name, words, log, environment=None):
     status, seconds, peak_mb, last = cli.run_script(words, log, environment)
     if status != 0:
         cli.fail(f"{name} failed ({last}); its whole output is in {log}")
+    print(f"   {seconds:.1f} s, peak {peak_mb:.0f} MB", flush=True)  # said at once: a cut-short run keeps it
     return seconds, peak_mb
 
 
@@ -131,14 +133,6 @@ def main(argv=None):
     common = (["--backend", args.backend] if args.backend else [])
     data = (["--data-dir", args.data_dir] if args.data_dir else [])
 
-    benches = []
-    for preset in BENCHED_PRESETS:
-        json_file = out / f"bench_{preset}.json"
-        words = ["bench.py", "--preset", preset, "--batch", "32", "--both-upsamplers", "--steps", str(budget["steps"]),
-                 "--rounds", str(budget["rounds"]), "--warmup", str(budget["warmup"]), "--json", str(json_file)]
-        run_step(f"bench {preset}", words + common, out / f"bench_{preset}.log")
-        benches.append(json.loads(json_file.read_text()))
-
     run = out / "train"
     train_words = ["dcgan.py", "--epochs", str(budget["epochs"]), "--batch", "32",
                    *(["--limit", str(budget["limit"])] if budget["limit"] else []),
@@ -157,9 +151,17 @@ def main(argv=None):
     report = json.loads((run / "eval.json").read_text())
     evaluation = dict(report["generated"], samples=report["samples"], seconds=eval_seconds, peak_mb=eval_peak_mb)
 
+    benches = []
+    for preset in BENCHED_PRESETS:
+        json_file = out / f"bench_{preset}.json"
+        words = ["bench.py", "--preset", preset, "--batch", "32", "--both-upsamplers", "--steps", str(budget["steps"]),
+                 "--rounds", str(budget["rounds"]), "--warmup", str(budget["warmup"]), "--json", str(json_file)]
+        run_step(f"bench {preset}", words + common, out / f"bench_{preset}.log")
+        benches.append(json.loads(json_file.read_text()))
+
     device, backend = benches[0]["device"], benches[0]["backend"]
-    if "CPU" in device:
-        device = cpu_name()
+    # bench.py's "jax on GPU (NVIDIA H200)": there the host's speed sets a batch-32 step's pace, so name it too
+    device = cpu_name() if "CPU" in device else f"{device.split(' on ', 1)[1]}, host {cpu_name()}"
     command = cli.command("python", "measure.py", *(sys.argv[1:] if argv is None else argv))
     text = table(device, backend, benches, train, evaluation, command)
     (out / "measure.md").write_text(text)
