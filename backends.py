@@ -223,11 +223,12 @@ def native_bfloat16_cpu(cpuinfo="/proc/cpuinfo"):
 
 # What --precision auto picks, per backend, on a CPU with bfloat16 in hardware. Measured with bench.py
 # (README, Speed); a CPU without it gets float32 everywhere: under TensorFlow, mixed_bfloat16 ran 8x slower
-# than float32 on an AVX2-only EPYC. GPUs get float32 until they are measured.
+# than float32 on an AVX2-only EPYC. GPUs get float32: on one H200 mixed_bfloat16 was no faster at batch 32
+# (JAX 1.01-1.02x float32's fast loop, PyTorch 0.85-0.93x), whose steps leave the GPU waiting on the host.
 BFLOAT16_PAYS_ON_CPU = {"tensorflow": True, "jax": False, "torch": False}
 PRECISION_HELP = ("compute precision (default: auto = mixed_bfloat16 under TensorFlow on a CPU with AVX512-BF16 "
                   "or AMX, where it measured faster with the same FD; float32 on every other backend and "
-                  "device, where bfloat16 was slower or is not measured yet). Weights and output layers stay "
+                  "device, GPUs included, where bfloat16 was no faster). Weights and output layers stay "
                   "float32")
 
 
@@ -244,8 +245,9 @@ def resolve_precision(requested):
 # (subpixel.py). XLA's gradients of the dilated convolution JAX otherwise writes are a known blind spot
 # (jax-ml/jax#23783: on CPUs and GPUs alike); with the sub-pixel form the GAN's step under JAX took 5.0x
 # less time for legacy and 3.1x for kit on the 2-core Xeon. TensorFlow and PyTorch call oneDNN's own
-# transposed convolution, and were slower with it (TensorFlow legacy 36 -> 45 ms). Not yet measured on a
-# GPU, where cuDNN has its own (SPEED.md).
+# transposed convolution, and were slower with it (TensorFlow legacy 36 -> 45 ms). On one H200 the two forms
+# were within 6% under JAX (a step there waits on the host, not on G), and PyTorch's transposed convolution
+# (cuDNN's) 1.16-1.23x faster than the sub-pixel form (SPEED.md, *On one GPU*).
 SUBPIXEL_PAYS = {"tensorflow": False, "jax": True, "torch": False}
 
 XLA_HELP = ("compile the train steps with XLA (default: auto = Keras's choice per backend: TensorFlow on with a "
