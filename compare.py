@@ -38,7 +38,9 @@ def read_run(folder):
         raise runs.RunError(f"{folder} has no trained epoch to show (history.csv, steps.csv); train with "
                             f"{train_first}")
     frames = runs.frames_in_epoch_order(folder / "images")
-    return dict(folder=folder, config=config, steps=steps, history=history, frame=frames[-1] if frames else None)
+    samples = folder / "samples.png"  # a run shipped without its frames (pretrained/): what generate.py drew
+    frame = frames[-1] if frames else samples if samples.is_file() else None
+    return dict(folder=folder, config=config, steps=steps, history=history, frame=frame)
 
 
 def differences(configs):
@@ -93,7 +95,10 @@ def compare(folders, out):
     shown = []
     for index, run in enumerate(found):
         frame, frame_title = viz.read_grey_picture(run["frame"]), f"{run['folder']}: no frame"
-        if frame is not None:
+        if run["frame"] is None:
+            print(f"{run['folder']} holds no frame; python generate.py --run {run['folder']} draws samples.png, "
+                  f"which compare.py then shows")
+        elif frame is not None:
             frame_title = f"{run['folder']}: {run['frame'].stem}"
         elif run["frame"]:
             frame_title = f"{run['folder']}: {run['frame'].name} unreadable"

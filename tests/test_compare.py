@@ -27,16 +27,27 @@ def test_two_runs_that_differ_in_lr_are_labelled_by_it(two_runs, tmp_path, capsy
     assert [line.split()[0] for line in printed.splitlines()[1:3]] == [str(folder) for folder in two_runs]
 
 
-def test_a_run_without_steps_or_frames_is_drawn_from_its_history(two_runs, tmp_path):
-    """As pretrained/kit ships: config.json and history.csv only. Its epochs' means become the curve."""
+def test_a_run_without_steps_or_frames_is_drawn_from_its_history(two_runs, tmp_path, capsys):
+    """As pretrained/ ships: config.json and history.csv only. Its epochs' means become the curve, and its
+    picture is generate.py's samples.png once that has been drawn."""
     bare = two_runs[1]
     (bare / "steps.csv").unlink()
+    last_frame = bare / "images" / "epoch_0002.png"
     for frame in (bare / "images").iterdir():
-        frame.unlink()
+        if frame != last_frame:
+            frame.unlink()
+    last_frame.rename(bare / "samples.png")  # a grey picture, as generate.py writes one
+    (bare / "images").rmdir()
     found = compare.read_run(bare)
-    assert [(row["epoch"], row["step"]) for row in found["steps"]] == [(1, 1), (2, 1)] and found["frame"] is None
+    assert [(row["epoch"], row["step"]) for row in found["steps"]] == [(1, 1), (2, 1)]
+    assert found["frame"] == bare / "samples.png"
+    compare.main([str(two_runs[0]), str(bare), "--out", str(tmp_path / "c.png")])
+    assert "holds no frame" not in capsys.readouterr().out
+    (bare / "samples.png").unlink()
+    assert compare.read_run(bare)["frame"] is None
     compare.main([str(two_runs[0]), str(bare), "--out", str(tmp_path / "c.png")])
     assert (tmp_path / "c.png").stat().st_size > 0
+    assert f"python generate.py --run {bare} draws samples.png" in capsys.readouterr().out
 
 
 def test_a_damaged_frame_costs_only_its_picture(two_runs, tmp_path, capsys):
