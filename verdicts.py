@@ -64,7 +64,7 @@ def read_run(run):
     except runs.RunError as e:
         cli.fail(str(e))
     if not runs.complete_checkpoints(run):
-        cli.fail(f"{run} has no checkpoint to take D from (the shipped pretrained/kit holds G alone); train a run "
+        cli.fail(f"{run} has no checkpoint to take D from (the shipped pretrained/ runs hold G alone); train a run "
                  "with python dcgan.py")
     return config, presets.PRESETS[config["preset"]]
 

@@ -140,10 +140,10 @@ def test_a_row_of_your_own_is_all_a_new_preset_takes(tmp_path, tiny_data):
            'beta_1=0.5,\n           generator_options=dict(seed_channels=256), discriminator_options=dict(leak=0.3), '
            'average_decay=0.999),\n')
 
-    def with_row(row, *flags):
-        """python dcgan.py `flags` in the copy, its table ending in `row`."""
+    def with_row(row, *flags, script="dcgan.py"):
+        """python `script` `flags` in the copy, its table ending in `row`."""
         (copy / "presets.py").write_text(original.replace(end_of_table, row + end_of_table))
-        return subprocess.run([sys.executable, "dcgan.py", *flags], capture_output=True, text=True, cwd=copy)
+        return subprocess.run([sys.executable, script, *flags], capture_output=True, text=True, cwd=copy)
 
     listed = with_row(row, "--list-presets")
     assert listed.returncode == 0, listed.stderr
@@ -164,6 +164,8 @@ def test_a_row_of_your_own_is_all_a_new_preset_takes(tmp_path, tiny_data):
     wrong = with_row(row.replace('noise="uniform"', 'noise="gaussian"'), *training, "--overwrite")
     assert wrong.returncode == 2 and wrong.stderr == ('error: preset yours in presets.py holds noise = "gaussian", '
                                                       'not one of "normal", "uniform"; mend its row\n')
+    timed = with_row(row.replace('noise="uniform"', 'noise="gaussian"'), "--preset", "yours", script="bench.py")
+    assert timed.returncode == 2 and timed.stderr == wrong.stderr  # bench.py tells it the same way
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))
