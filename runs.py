@@ -247,6 +247,10 @@ def complete_checkpoints(run_dir):
 def require_checkpoints(run_dir):
     """complete_checkpoints(run_dir), or a RunError that says what to do when there is none."""
     if not (found := complete_checkpoints(run_dir)):
+        if (Path(run_dir) / "generator.keras").is_file():
+            # a finished run kept without its checkpoints (pretrained/): never advise --overwrite on it
+            raise RunError(f"{run_dir} holds a trained generator but no checkpoint to resume from; train a new "
+                           "run with another --out")
         raise RunError(f"{run_dir} has no checkpoint to resume from; start it again with --overwrite")
     return found
 

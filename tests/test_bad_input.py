@@ -65,6 +65,8 @@ def workspace(tmp_path_factory):
                     "--data-dir", str(good), "--out", str(run)], check=True, capture_output=True)
     (root / "no_ckpt").mkdir()
     (root / "no_ckpt" / "config.json").write_text((run / "config.json").read_text())
+    shutil.copytree(root / "no_ckpt", root / "shipped")  # as pretrained/ ships a run: G, no checkpoint
+    shutil.copy(run / "generator.keras", root / "shipped")
     (root / "frames" / "images").mkdir(parents=True)
     (root / "frames" / "images" / "epoch_0001.png").write_bytes(b"\x89PNG broken")
     (root / "not_a_model.keras").write_text("nope")
@@ -130,6 +132,8 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("dcgan.py", "--data-dir {root}/good --out {root}/run", "already holds a run; pass --resume"),
     ("dcgan.py", "--resume --data-dir {root}/good --out {root}/empty_new", "holds no DCGAN run"),
     ("dcgan.py", "--resume --data-dir {root}/good --out {root}/no_ckpt", "has no checkpoint to resume from"),
+    ("dcgan.py", "--resume --data-dir {root}/good --out {root}/shipped",
+     "{root}/shipped holds a trained generator but no checkpoint to resume from; train a new run with another --out"),
     ("dcgan.py", "--resume --preset tutorial --data-dir {root}/good --out {root}/run",
      "--preset tutorial contradicts the run"),
     ("dcgan.py", "--resume --batch 8 --data-dir {root}/good --out {root}/run", "--batch 8 contradicts the run"),
