@@ -108,9 +108,10 @@ def parse_args(argv=None):
     p.add_argument("--xla", choices=["auto", "on", "off"], default="auto", help=backends.XLA_HELP)
     p.add_argument("--eval-every", type=cli.non_negative_int, metavar="N",
                    help="every N epochs (0 or more), score 2,000 samples with the judge (FD and class "
-                        "coverage, see evaluate.py): added to history.csv and losses.png, a warning when classes "
-                        "collapse or FD keeps rising, and the best-FD generator kept as generator_best.keras "
-                        "(default: 0, off; --resume keeps the run's own)")
+                        "coverage, see evaluate.py) and ask D about 1,000 training and 1,000 test images (does it "
+                        "learn its training set by heart?): added to history.csv and losses.png, a warning when "
+                        "classes collapse or FD keeps rising, and the best-FD generator kept as "
+                        "generator_best.keras (default: 0, off; --resume keeps the run's own)")
     p.add_argument("--ckpt-every", type=cli.positive_int, metavar="N",
                    help="write a checkpoint (and generator.keras) every N epochs (1 or more) and at the end "
                         "(default: 1; --resume keeps the run's own)")
@@ -348,6 +349,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     import judge
     import keras
     import models
+    import verdicts
 
     backend = backends.current()
     preset = presets.PRESETS[config["preset"]]
@@ -435,6 +437,8 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     scorer = judge.make_quick_scorer(data_dir) if config["eval_every"] else None
     if scorer:  # its own noise, so scoring never shifts the training stream (exact resume)
         eval_noise = sampling.noise_on_host(config["noise"], judge.QUICK_SAMPLES, config["latent"], seed=1)
+        memory_check = verdicts.memory_check(images, classes, data_dir, preset, presets.trains_a_critic(config),
+                                             config["seed"])
 
     def save_frame(epoch, step):
         """The grid of the fixed noise after `step` steps of `epoch`; call with G as shown."""
@@ -457,6 +461,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
                 save_frame(epoch, steps)
                 if scorer and epoch % config["eval_every"] == 0:
                     row.update(scorer(sampling.draw(generator, eval_noise, preset.pixel_range)))
+                    row.update(memory_check(run.discriminator))
                     if row["fd"] <= min(r["fd"] for r in history + [row] if r.get("fd") not in (None, "")):
                         runs.replace_atomically(write_to / "generator_best.keras", save_generator)
             if due:

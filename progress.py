@@ -23,6 +23,8 @@ def epoch_line(row, total_epochs, images_per_second):
             + f"  {images_per_second:,.0f} img/s  {row['seconds']:.0f} s")
     if row.get("fd") not in (None, ""):
         line += f"  FD {row['fd']:.1f}, {row['classes_covered']} of 10 classes"
+    if row.get("d_real_train") not in (None, ""):  # D's mean verdict on images it trains on, and on unseen ones
+        line += f"  D: training {row['d_real_train']:.2f}, test {row['d_real_test']:.2f}"
     return line
 
 

@@ -19,7 +19,9 @@ import re
 import shutil
 from pathlib import Path
 
-HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds", "fd", "classes_covered"]
+HISTORY_FIELDS = ["epoch", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds", "fd", "classes_covered",
+                  "d_real_train", "d_real_test"]
+SCORED_FIELDS = ("fd", "classes_covered", "d_real_train", "d_real_test")  # blank in epochs not scored
 STEP_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake"]  # steps.csv: one row a step
 RUN_FILES = ["config.json", "history.csv", "steps.csv", "generator.keras", "generator_best.keras", "losses.png",
              "dcgan.gif", "eval.json", "eval.png", "samples.png", "walks.png", "verdicts.png", "verdicts.json",
@@ -164,11 +166,11 @@ def write_steps(out, rows):
     _write_csv(out / "steps.csv", STEP_FIELDS, rows)
 
 
-def _read_csv(path, fields, whole_numbers=("epoch", "step", "classes_covered"), may_be_blank=("fd", "classes_covered")):
+def _read_csv(path, fields, whole_numbers=("epoch", "step", "classes_covered"), may_be_blank=SCORED_FIELDS):
     """A CSV the kit wrote, as dicts of numbers (None for a blank or missing figure that may be blank); [] when
     there is no such file or it cannot be read."""
     def number(key, text):
-        if text in ("", None) and key in may_be_blank:  # fd: blank in epochs not scored
+        if text in ("", None) and key in may_be_blank:  # blank in epochs not scored, missing in older runs
             return None
         return (int if key in whole_numbers else float)(text)
     try:

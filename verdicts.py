@@ -9,7 +9,8 @@ generator.keras, which holds G's weight average), its fakes made as D met them i
 training mode where the preset trains so), D in inference mode (no dropout). The picture holds:
 - D's probability that an image is real, as three histograms: training images, test images, fakes. Where
   the fakes' hump sits on the reals', D cannot tell them apart; where the training images' hump sits right
-  of the test images', D has learnt the training set by heart rather than what a garment looks like.
+  of the test images', D has learnt the training set by heart rather than what a garment looks like
+  (dcgan.py --eval-every N follows that gap during training: memory_check below).
 - beside them, class by class: D's mean verdict on the test images of each class and on the fakes of each,
   classed by the kit's judge (judge.py's classifier; for a conditional preset, by the class G was asked
   for), with how many fakes fell in each: which garments D doubts, and which of G's it believes. For a
@@ -134,6 +135,29 @@ def scores_of(discriminator, images, classes, critic, bar=None):
     inputs = [images, classes.reshape(-1, 1)] if classes is not None else images
     logits = backends.predict_in_batches(discriminator, inputs, 250, bar=bar).astype(np.float64).ravel()
     return logits if critic else np.exp(-np.logaddexp(0.0, -logits))  # the sigmoid, without overflow at -1000
+
+
+MEMORY_COUNT = 1000  # images of each split that D judges at each scored epoch of training
+
+
+def memory_check(images, classes, data_dir, preset, critic, seed):
+    """For dcgan.py --eval-every: check(discriminator) -> {"d_real_train", "d_real_test"}, D's mean verdict on
+    1,000 of the images the run trains on (uint8 `images`, their `classes`) and on 1,000 test images it never
+    sees, the same ones at every call. Where the first pulls away from the second, D is learning its training
+    set by heart (Karras et al. 2020 watched D's overfitting by this gap). Its own random draws: training's
+    streams are untouched, so a resumed run stays exact."""
+    rng = np.random.default_rng(seed)
+    test_images, test_classes = data.load_split("test", data_dir)
+    judged = {}
+    for key, pool, pool_classes in (("d_real_train", images, classes), ("d_real_test", test_images, test_classes)):
+        rows = rng.choice(len(pool), min(MEMORY_COUNT, len(pool)), replace=False)
+        labels = pool_classes[rows].astype(np.int32) if preset.conditional else None  # D reads its own label
+        judged[key] = data.scale_pixels(pool[rows], preset.pixel_range), labels
+
+    def check(discriminator):
+        return {key: float(np.mean(scores_of(discriminator, pixels, labels, critic)))
+                for key, (pixels, labels) in judged.items()}
+    return check
 
 
 def summary(scores, threshold):

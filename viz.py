@@ -142,8 +142,10 @@ def plot_training(steps, history, path, title="DCGAN training", critic=False):
 
     x, window = in_epochs(steps)
     scored = [row for row in history if row.get("fd") not in (None, "")]
+    asked = [row for row in history if row.get("d_real_train") not in (None, "")]  # runs before it: none
+    panels_in_all = 2 + bool(scored) + bool(asked)
     with plt.rc_context({"font.size": 16, "axes.titlesize": 20, "legend.fontsize": 14, "lines.linewidth": 2.5}):
-        fig, axes = plt.subplots(1, 3 if scored else 2, figsize=(22 if scored else 15, 6.5))
+        fig, axes = plt.subplots(1, panels_in_all, figsize=(7 * panels_in_all + 1, 6.5))
         panels = [(axes[0], [("d_loss", "D's loss"), ("g_loss", "G's loss")],
                    "loss (Wasserstein + penalty)" if critic else "loss (BCE)", guessing_loss(critic)),
                   (axes[1], [("d_acc_real", "D right on real"), ("d_acc_fake", "D right on fake")], "accuracy",
@@ -164,6 +166,16 @@ def plot_training(steps, history, path, title="DCGAN training", critic=False):
             axes[2].set(xlabel="epoch", ylabel="FD (lower is better)", title="sample quality (judge)")
             axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))  # scored at whole epochs
             axes[2].grid(alpha=0.3)
+        if asked:  # D's verdicts on images it trains on minus on unseen ones: above 0, it learns them by heart
+            # The gap, not the two means: both swing with the game, by more than the gap itself
+            ax, epochs = axes[-1], [r["epoch"] for r in asked]
+            ax.plot(epochs, [float(r["d_real_train"]) - float(r["d_real_test"]) for r in asked], "o-", color="brown")
+            ax.axhline(0, color="grey", linestyle="--", linewidth=1.5, label="0: D trusts unseen images as much")
+            ax.set(xlabel="epoch", ylabel=f"{'score' if critic else 'P(real)'}: training - test images",
+                   title="does D know its images by heart?")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.legend(loc="best")
+            ax.grid(alpha=0.3)
         fig.suptitle(title, fontsize=22)
         fig.tight_layout()
         fig.savefig(path, dpi=100, format="png")

@@ -185,9 +185,13 @@ def test_eval_every_scores_epochs_keeps_the_best_and_prints_fd(tiny_data, tmp_pa
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert all(float(row["fd"]) > 0 and 1 <= int(row["classes_covered"]) <= 10 for row in rows)
+    assert all(0 <= float(row[key]) <= 1 for row in rows for key in ("d_real_train", "d_real_test"))
+    assert Image.open(run / "losses.png").size == (2900, 650)  # four panels: losses, accuracy, FD, D's gap
     assert (run / "generator_best.keras").is_file()
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
     assert [f"FD {float(row['fd']):.1f}, {row['classes_covered']} of 10 classes" in line
+            for row, line in zip(rows, printed)] == [True, True]
+    assert [f"D: training {float(row['d_real_train']):.2f}, test {float(row['d_real_test']):.2f}" in line
             for row, line in zip(rows, printed)] == [True, True]
 
 

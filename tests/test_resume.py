@@ -51,9 +51,9 @@ WGAN_CASE = pytest.param(["--preset", "wgan", "--limit", "80"], marks=pytest.mar
 
 
 @pytest.mark.parametrize("averaging", [[], ["--average-decay", "0.9"], ["--preset", "conditional"],
-                                       WGAN_CASE],
+                                       WGAN_CASE, ["--eval-every", "2"]],
                          ids=["as trained", "averaged", "conditional (labels drawn too)",
-                              "wgan (penalty points drawn too)"])
+                              "wgan (penalty points drawn too)", "scored (the judge and D's memory check)"])
 def test_four_epochs_equal_two_plus_resumed_two(tiny_data, tmp_path, averaging):
     dcgan.main(run_args(tiny_data, tmp_path / "once", "--epochs", "4", *averaging))
     dcgan.main(run_args(tiny_data, tmp_path / "split", "--epochs", "2", *averaging))

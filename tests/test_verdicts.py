@@ -212,3 +212,28 @@ def test_an_overwrite_clears_the_verdicts_of_the_run_it_replaces(tmp_path):
     (tmp_path / "verdicts.json").write_text("{}")
     runs.clear_run(tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("preset", ["legacy", "conditional"])
+def test_d_s_memory_check_asks_about_the_training_images_given_and_unseen_test_images(tmp_path, monkeypatch, preset):
+    """dcgan.py --eval-every's question to D: the images it trains on all white (class 3), the test split all
+    black (class 7). D's stand-in answers each image's mean pixel, or the class it is told: each figure then
+    says which images, in which pixel range, with which labels, it was given."""
+    from conftest import write_fake_fashion_mnist
+
+    folder = write_fake_fashion_mnist(tmp_path / "fashion", n_test=1500)
+    image_file, label_file = data.FILES["test"]
+    data.write_idx(folder / image_file, np.zeros((1500, 28, 28), np.uint8))
+    data.write_idx(folder / label_file, np.full(1500, 7, np.uint8))
+    training = np.full((40, 28, 28), 255, np.uint8)
+    conditional = presets.PRESETS[preset].conditional
+    asked = []
+
+    def stand_in(discriminator, images, classes, critic, bar=None):
+        asked.append(len(images))
+        return classes.ravel().astype(float) if conditional else mean_pixel(discriminator, images, classes, critic)
+    monkeypatch.setattr(verdicts, "scores_of", stand_in)
+    check = verdicts.memory_check(training, np.full(40, 3), folder, presets.PRESETS[preset], False, seed=0)
+    expected = dict(d_real_train=3.0, d_real_test=7.0) if conditional else dict(d_real_train=1.0, d_real_test=-1.0)
+    assert check(None) == expected == check(None)
+    assert asked == [40, verdicts.MEMORY_COUNT] * 2  # all 40 training images; 1,000 of the 1,500 test ones
