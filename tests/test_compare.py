@@ -1,10 +1,13 @@
 """compare.py: runs side by side, labelled with the settings in which they differ."""
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
 import compare
 import dcgan
+import runs
 
 
 def train(data_dir, out, *flags):
@@ -63,3 +66,15 @@ def test_settings_missing_from_an_older_run_are_no_difference():
     assert compare.differences([older, newer]) == {}
     assert compare.differences([older, dict(newer, lr=0.001)]) == {"lr": [0.0002, 0.001]}
     assert compare.differences([dict(older, data_dir="/a"), dict(older, data_dir="/b")]) == {}  # not training
+
+
+def test_the_shipped_runs_histories_read_though_older_than_some_columns():
+    """pretrained/kit's history.csv predates d_real_train and d_real_test (--eval-every's D check): missing is
+    blank, not a history that cannot be read (which would leave compare.py and make_gif --curves nothing)."""
+    shipped = Path(__file__).resolve().parent.parent / "pretrained"
+    header = (shipped / "kit" / "history.csv").read_text().splitlines()[0]
+    assert "d_real_train" not in header
+    for name in ("kit", "legacy"):
+        history = runs.read_history(shipped / name)
+        assert [row["epoch"] for row in history] == list(range(1, 11))
+        assert all(row["d_real_train"] is None and row["fd"] is None for row in history)
