@@ -34,7 +34,7 @@ class GeneratorAverage:
                         for w in generator.trainable_weights]
         self.updates = keras.Variable(0, dtype="int32", trainable=False, name="average_updates")
         # One compiled call per step, not 41 ops each launched on its own (backends.compile_update says why).
-        self.update = backends.compile_update(self._update, reads=generator.trainable_weights,
+        self.update = backends.compile_update(self.move_toward_generator, reads=generator.trainable_weights,
                                               writes=self.variables)
 
     @property
@@ -42,8 +42,9 @@ class GeneratorAverage:
         """Everything a checkpoint must hold to continue the average exactly."""
         return [*self.weights, self.updates]
 
-    def _update(self):
-        """After each of G's steps: the average moves toward G's weights (run as self.update, compiled)."""
+    def move_toward_generator(self):
+        """After each of G's steps: the average moves toward G's weights. Op by op: the loop calls
+        self.update, this compiled; fused_step.py calls it inside its own compiled step."""
         self.updates.assign(self.updates + 1)
         t = ops.cast(self.updates, "float32")
         decay = ops.minimum(self.decay, (1.0 + t) / (10.0 + t))

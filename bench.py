@@ -115,6 +115,14 @@ def prepare(kind, preset, batch, steps, seed, precision, xla, flip_upsampler=Fal
 
     # A preset that shows G's weight average (kit) updates it after every step in dcgan.py: so here too.
     average = averaging.GeneratorAverage(generator, preset.average_decay) if preset.average_decay else None
+    if kind == "fused":  # dcgan.py --fused-step: the same three parts and the average, one compiled call
+        import fused_step
+        fused = fused_step.FusedStep(fast, discriminator, gan, batch_maker, batch, average)
+
+        def step(i):
+            return fused(keras.ops.take(on_device, indices[i], axis=0))
+        step.gan_variables = gan_variables
+        return step
 
     def step(i):
         losses = fast(keras.ops.take(on_device, indices[i], axis=0))
@@ -269,9 +277,15 @@ def main(argv=None):
     which = p.add_mutually_exclusive_group()
     which.add_argument("--naive", action="store_true", help="time only the seed article's loop")
     which.add_argument("--fast", action="store_true", help="time only the kit's loop")
+    p.add_argument("--fused-step", action="store_true",
+                   help="also time the fast loop run as one compiled call a step (dcgan.py --fused-step; JAX "
+                        "only), in the first fast loop's precision")
     p.add_argument("--json", metavar="FILE", help="also write every figure to FILE, as JSON")
     backends.add_flag(p)
     args = p.parse_args(argv)
+    if args.fused_step and (backends.chosen(args.backend) != "jax" or args.naive):
+        cli.fail("--fused-step times dcgan.py --fused-step, which runs under JAX only; pass --backend jax, and "
+                 "leave out --naive")
     backends.use(args.backend)
 
     preset = presets.PRESETS[args.preset]
@@ -287,6 +301,11 @@ def main(argv=None):
             name = " ".join([kind] + [precision] * (precision != "float32") + ["xla"] * xla)
             loops[name] = (precision, functools.partial(prepare, kind, preset, batch, args.steps, args.seed,
                                                         precision, xla))
+    if args.fused_step:
+        precision = precisions[0]
+        name = " ".join(["fused"] + [precision] * (precision != "float32"))
+        loops[name] = (precision, functools.partial(prepare, "fused", preset, batch, args.steps, args.seed,
+                                                    precision, True))
     flipped = None
     if args.both_upsamplers and "fast" in kinds:  # beside the first fast loop, in its precision
         precision = precisions[0]

@@ -106,6 +106,10 @@ def parse_args(argv=None):
     devices.add_process_flags(p)
     p.add_argument("--precision", choices=["auto", *presets.PRECISIONS], help=backends.PRECISION_HELP)
     p.add_argument("--xla", choices=["auto", "on", "off"], default="auto", help=backends.XLA_HELP)
+    p.add_argument("--fused-step", action="store_true",
+                   help="JAX only, one device: run each step's three calls (fakes, D's train step, the GAN's) as "
+                        "one compiled call, the same math, for a GPU, where the calls are the cost of a step "
+                        "(fused_step.py; a CPU gains nothing) (default: off, the classic train_on_batch calls)")
     p.add_argument("--eval-every", type=cli.non_negative_int, metavar="N",
                    help="every N epochs (0 or more), score 2,000 samples with the judge (FD and class "
                         "coverage, see evaluate.py) and ask D about 1,000 training and 1,000 test images (does it "
@@ -224,9 +228,11 @@ class StopOnInterrupt:
             self.received = signal.SIGPIPE
 
 
-def build_training(config, jit_compile, share=devices.ONE_PROCESS):
+def build_training(config, jit_compile, share=devices.ONE_PROCESS, fused=False):
     """Everything a run trains and shows, built from its config: G, D and the stacked GAN, the batch
-    maker, the fixed noise of the pictures, G's weight average, one train step, and the checkpoint groups."""
+    maker, the fixed noise of the pictures, G's weight average, one train step (`fused`: fused_step.py's,
+    which also updates the average and holds the variables' values until its sync()), and the checkpoint
+    groups."""
     import averaging
     import checkpoints
     import keras
@@ -250,11 +256,16 @@ def build_training(config, jit_compile, share=devices.ONE_PROCESS):
     fixed_noise = keras.Variable(noise, trainable=False, name="fixed_noise")
     decay = config.get("average_decay", 0.0)  # runs made before the kit had averaging have none
     average = averaging.GeneratorAverage(generator, decay) if decay else None
+    step = train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile, share,
+                                      preset.critic_steps)
+    if fused:
+        import fused_step
+        step = fused_step.FusedStep(step, discriminator, gan, batch_maker, config["batch"], average,
+                                    preset.critic_steps)
     return SimpleNamespace(
         generator=generator, discriminator=discriminator, gan=gan, batch_maker=batch_maker,
-        fixed_noise=fixed_noise, fixed_classes=fixed_classes, average=average,
-        train_step=train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile, share,
-                                              preset.critic_steps),
+        fixed_noise=fixed_noise, fixed_classes=fixed_classes, average=average, train_step=step,
+        sync=getattr(step, "sync", lambda: None),  # the fused step's values back into the models' variables
         checkpoint=checkpoints.training_state(generator, discriminator, gan, batch_maker, fixed_noise, average))
 
 
@@ -288,6 +299,7 @@ def check_and_read_first(args):
         config = dict(batch=args.batch or preset.batch, limit=args.limit)
     devices.check_flags(args.devices, args.processes, args.process_index, args.coordinator,
                         backends.chosen(args.backend))
+    check_fused_step(args)
     data_dir = data.find_data_dir_before_keras(args.data_dir)
     data_read = (data_dir, *data.load_split("train", data_dir, config["limit"])) if data_dir else None
     if data_read:
@@ -295,6 +307,20 @@ def check_and_read_first(args):
     if writes_folder:
         runs.check_writable(out)  # last: it makes a new run's folder, which a mistake above should not leave
     return data_read
+
+
+def check_fused_step(args):
+    """--fused-step needs JAX's stateless train step, compiled, on one device of one process (fused_step.py)."""
+    if not args.fused_step:
+        return
+    if backends.chosen(args.backend) != "jax":
+        raise runs.RunError(f"--fused-step runs under JAX only, not {backends.chosen(args.backend)}; pass "
+                            "--backend jax, or leave --fused-step out for the classic train_on_batch calls")
+    if args.xla == "off":
+        raise runs.RunError("--fused-step compiles each step with XLA, which --xla off forbids; leave one of them out")
+    if (args.processes or 1) > 1 or args.devices not in (None, 1):
+        raise runs.RunError("--fused-step runs on one device in one process; leave out --devices and --processes, "
+                            "or --fused-step")
 
 
 def check_batch_fits(batch, images, critic_steps=1):
@@ -368,7 +394,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     keras.mixed_precision.set_global_policy(config["precision"])
     keras.utils.set_random_seed(config["seed"])
     device_names = devices.use(config["devices"])  # before the models: their weights go on every device
-    run = build_training(config, backends.jit_compile_setting(args.xla), share)
+    run = build_training(config, backends.jit_compile_setting(args.xla), share, args.fused_step)
     generator, average = run.generator, run.average
 
     def save_generator(path):
@@ -455,6 +481,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     def save_progress(epoch, step, shuffle_state, sums, seconds, row=None):
         """At an epoch's end (row given): its frame, its scores if due, its history row. Then, when due or
         on Ctrl-C (no row): generator.keras and a checkpoint."""
+        run.sync()
         due = row is None or epoch % config["ckpt_every"] == 0 or epoch == config["epochs"]
         with averaging.as_shown(generator, average, config["noise"], config["latent"]):  # pictures, files
             if row is not None:
@@ -507,10 +534,11 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
                 if diverged_at and (epoch, step + 1) >= diverged_at:  # past where the last try diverged
                     (write_to / runs.DIVERGED_FILE).unlink(missing_ok=True)
                     diverged_at = None
-                if average:
+                if average and not args.fused_step:  # the fused step updates it itself
                     average.update()
                 if step + 1 in mid_epoch_frames:  # not counted in the epoch's seconds: they time training
                     drawing_started = time.perf_counter()
+                    run.sync()
                     with averaging.as_shown(generator, average, config["noise"], config["latent"],
                                             MID_EPOCH_SETTLE_SAMPLES):
                         save_frame(epoch, step + 1)

@@ -81,12 +81,20 @@ def call_rows(report):
             f"{fast['main_thread_ms_per_step']:.1f} of the step's {fast['ms_per_step']:.1f} ms |")
 
 
+def fused_rows(report):
+    """The fused loop's step (bench.py --fused-step), beside the fast one's: ms and the main thread's share."""
+    fused = [loop for loop in report["loops"] if loop["loop"].startswith("fused")]
+    return [f"| one compiled call a step (--fused-step), {report['preset']}: ms per step | {loop['ms_per_step']:.2f} "
+            f"ms; the main thread busy {loop['main_thread_ms_per_step']:.1f} |" for loop in fused]
+
+
 def table(device, backend, benches, train, evaluation, command):
     fd_low, fd_high = evaluation["fd_interval"]
     lines = [f"Measured with `{command}` on {device}, {backend}:",
              "", "| step | result |", "|---|---|"]
     lines += [bench_rows(report) for report in benches]
     lines += [call_rows(report) for report in benches]
+    lines += [row for report in benches for row in fused_rows(report)]
     floor = benches[0]
     trained, frozen = floor["gan_variables"]
     lines.append(f"| floor of one train_on_batch call, batch 1: one Dense(1), SGD / {trained} trained and {frozen} "
@@ -113,6 +121,9 @@ def main(argv=None):
     p.add_argument("--seed", type=cli.seed, default=0, help="seed of the training run, 0 to 2**32 - 1 (default: 0)")
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: the usual search)")
     backends.add_flag(p)  # handed to every step
+    p.add_argument("--fused-step", action="store_true",
+                   help="train with dcgan.py --fused-step (one compiled call a step; JAX only), and time that "
+                        "loop in bench.py too")
     p.add_argument("--steps", type=cli.positive_int, help="bench.py's timed steps per round (full: 30, quick: 8)")
     p.add_argument("--epochs", type=cli.int_at_least(1, 10_000),
                    help="epochs of the training run (full: 10, quick: 1)")
@@ -132,11 +143,12 @@ def main(argv=None):
     runs.check_writable(out)
     common = (["--backend", args.backend] if args.backend else [])
     data = (["--data-dir", args.data_dir] if args.data_dir else [])
+    fused = ["--fused-step"] if args.fused_step else []
 
     run = out / "train"
     train_words = ["dcgan.py", "--epochs", str(budget["epochs"]), "--batch", "32",
                    *(["--limit", str(budget["limit"])] if budget["limit"] else []),
-                   "--seed", str(args.seed), "--out", str(run), "--overwrite", *data, *common]
+                   "--seed", str(args.seed), "--out", str(run), "--overwrite", *data, *common, *fused]
     with tempfile.TemporaryDirectory(prefix="compile_cache_") as empty:  # a first run: nothing compiled yet
         seconds, peak_mb = run_step("the used-by command", train_words, out / "train.log",
                                     environment={"JAX_COMPILATION_CACHE_DIR": empty})
@@ -156,7 +168,7 @@ def main(argv=None):
         json_file = out / f"bench_{preset}.json"
         words = ["bench.py", "--preset", preset, "--batch", "32", "--both-upsamplers", "--steps", str(budget["steps"]),
                  "--rounds", str(budget["rounds"]), "--warmup", str(budget["warmup"]), "--json", str(json_file)]
-        run_step(f"bench {preset}", words + common, out / f"bench_{preset}.log")
+        run_step(f"bench {preset}", words + common + fused, out / f"bench_{preset}.log")
         benches.append(json.loads(json_file.read_text()))
 
     device, backend = benches[0]["device"], benches[0]["backend"]

@@ -1,0 +1,112 @@
+"""The classic step as one compiled call, under JAX: `dcgan.py --fused-step`, for a GPU.
+
+Middle floor of the kit, beside train_step.py. The classic step (train_step.make_train_step) makes three
+calls into compiled code: the batch maker, D's train_on_batch, the GAN's. On a GPU at batch 32 the
+arithmetic is nothing; what a step costs is the calls: each train_on_batch gathers every variable it
+touches, hands them to its compiled function, assigns each one back and waits for its loss, 2.6 ms a call
+on the H200's host (SPEED.md), 99 s of a 10-epoch run before anything is computed.
+
+Here the same three parts run inside one jax.jit: the batch maker, then D's own Keras train step (the
+function train_on_batch compiles; its metrics reset first, as train_on_batch does), with D trainable while
+it is traced, then the GAN's, with D frozen, then G's weight average. The variables' values stay on the
+device between steps, in this object; the Keras variables get them back (sync) only when something else
+reads them: a frame, a checkpoint, the end of an epoch. Same math, same random streams, same checkpoint:
+a run may switch between the two steps at any resume; their losses agree to float32 rounding (XLA fuses
+the one call differently; tests/test_fused_step.py).
+
+JAX only: the trainer's stateless train_step(state, data) is what makes one call of three possible; the
+other backends keep the classic step.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+
+class FusedStep:
+    """step(real_batch) -> (d_loss, g_loss, d_acc_real, d_acc_fake), as train_step.make_train_step's step.
+    Call sync() before anything else reads or writes the models' variables."""
+
+    def __init__(self, classic_step, discriminator, gan, batch_maker, batch, average=None, critic_steps=1):
+        import jax
+
+        self.classic_step, self.average = classic_step, average
+        self.discriminator, self.gan, self.batch_maker = discriminator, gan, batch_maker
+        self.batch, self.critic_steps = batch, critic_steps
+        self.real_labels = ops.ones((batch, 1))  # G's step calls its fakes "real"
+        self.variables = None  # known after the first step (see __call__)
+        self.values = None  # the variables' values while they live here; None while the Keras variables hold them
+        self._compiled = jax.jit(self._pure, donate_argnums=0)  # the old values' buffers are reused in place
+
+    def __call__(self, real):
+        if self.variables is None:
+            # The first step runs the classic way: Keras builds D's accuracy metrics (and their variables) in
+            # its first train_on_batch, and a jitted function must not create variables.
+            figures = self.classic_step(real)
+            if self.average:
+                self.average.update()
+            self.variables = self._all_variables()
+            return figures
+        if self.values is None:
+            self.values = [v.value for v in self.variables]
+        self.values, figures = self._compiled(self.values, real)
+        return np.asarray(figures)  # the one wait of a step: its four figures, which the loop shows and checks
+
+    def sync(self):
+        """Hand the variables' values back to the Keras variables (a frame, a checkpoint, scoring read them)."""
+        if self.values is not None:
+            for variable, value in zip(self.variables, self.values):
+                variable.assign(value)
+            self.values = None
+
+    def _all_variables(self):
+        """Every variable a step reads or writes, once each: G's and D's weights and statistics, the random
+        streams' states, both optimizers' slots, both models' metrics, G's weight average."""
+        seen, unique = set(), []
+        groups = [self.batch_maker.variables]
+        for model in (self.discriminator, self.gan):
+            groups += [model.trainable_variables, model.non_trainable_variables, model.optimizer.variables,
+                       model.metrics_variables]
+        groups.append(self.average.variables if self.average else [])
+        for variable in (v for group in groups for v in group):
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                unique.append(variable)
+        return unique
+
+    def _pure(self, values, real):
+        """values, real batch -> new values, figures: one step, traced once, with the values lent to the
+        variables (Keras's StatelessScope records every assignment instead of making it)."""
+        with keras.StatelessScope(state_mapping=list(zip(self.variables, values))) as scope:
+            figures = self._step(real)
+        return [scope.get_current_value(v) for v in self.variables], figures
+
+    def _step(self, real):
+        d_figures = []
+        for update in range(self.critic_steps):  # WGAN-GP: one D update per batch, G's after the last
+            part = real if self.critic_steps == 1 else keras.tree.map_structure(
+                lambda array: array[update * self.batch:(update + 1) * self.batch], real)
+            d_inputs, labels, g_inputs = self.batch_maker(part)
+            self.discriminator.trainable = True  # read while tracing: D's step moves D's weights
+            logs = train_in_scope(self.discriminator, d_inputs, labels)
+            self.discriminator.trainable = False  # and the GAN's, G's only
+            d_figures.append([logs["loss"], logs["acc_real"], logs["acc_fake"]])
+        d_loss, acc_real, acc_fake = [ops.mean(ops.stack(column)) for column in zip(*d_figures)]
+        g_loss = train_in_scope(self.gan, g_inputs, self.real_labels)["loss"]
+        if self.average:
+            self.average.move_toward_generator()
+        return ops.stack([ops.cast(f, "float32") for f in (d_loss, g_loss, acc_real, acc_fake)])
+
+
+def train_in_scope(model, x, y):
+    """What model.train_on_batch(x, y) computes, inside a StatelessScope: its metrics reset, Keras's own
+    train step on the variables' current values, every new value assigned back. Returns the step's logs."""
+    for metric in model.metrics:
+        metric.reset_state()
+    groups = (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables,
+              model.metrics_variables)
+    logs, new_state = model.train_step(tuple([v.value for v in group] for group in groups), (x, y))
+    for group, values in zip(groups, new_state):
+        for variable, value in zip(group, values):
+            variable.assign(value)
+    return logs
