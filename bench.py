@@ -117,7 +117,7 @@ def prepare(kind, preset, batch, steps, seed, precision, xla, flip_upsampler=Fal
     average = averaging.GeneratorAverage(generator, preset.average_decay) if preset.average_decay else None
     if kind == "fused":  # dcgan.py --fused-step: the same three parts and the average, one compiled call
         import fused_step
-        fused = fused_step.FusedStep(fast, discriminator, gan, batch_maker, batch, average)
+        fused = fused_step.FusedStep(discriminator, gan, batch_maker, batch, average)
 
         def step(i):
             return fused(keras.ops.take(on_device, indices[i], axis=0))

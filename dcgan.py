@@ -256,12 +256,12 @@ def build_training(config, jit_compile, share=devices.ONE_PROCESS, fused=False):
     fixed_noise = keras.Variable(noise, trainable=False, name="fixed_noise")
     decay = config.get("average_decay", 0.0)  # runs made before the kit had averaging have none
     average = averaging.GeneratorAverage(generator, decay) if decay else None
-    step = train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile, share,
-                                      preset.critic_steps)
     if fused:
         import fused_step
-        step = fused_step.FusedStep(step, discriminator, gan, batch_maker, config["batch"], average,
-                                    preset.critic_steps)
+        step = fused_step.FusedStep(discriminator, gan, batch_maker, config["batch"], average, preset.critic_steps)
+    else:
+        step = train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile, share,
+                                          preset.critic_steps)
     return SimpleNamespace(
         generator=generator, discriminator=discriminator, gan=gan, batch_maker=batch_maker,
         fixed_noise=fixed_noise, fixed_classes=fixed_classes, average=average, train_step=step,

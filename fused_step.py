@@ -27,26 +27,22 @@ class FusedStep:
     """step(real_batch) -> (d_loss, g_loss, d_acc_real, d_acc_fake), as train_step.make_train_step's step.
     Call sync() before anything else reads or writes the models' variables."""
 
-    def __init__(self, classic_step, discriminator, gan, batch_maker, batch, average=None, critic_steps=1):
+    def __init__(self, discriminator, gan, batch_maker, batch, average=None, critic_steps=1):
         import jax
 
-        self.classic_step, self.average = classic_step, average
         self.discriminator, self.gan, self.batch_maker = discriminator, gan, batch_maker
-        self.batch, self.critic_steps = batch, critic_steps
+        self.batch, self.critic_steps, self.average = batch, critic_steps, average
         self.real_labels = ops.ones((batch, 1))  # G's step calls its fakes "real"
-        self.variables = None  # known after the first step (see __call__)
+        # D's accuracy metrics make their variables at their first update, which train_on_batch does first
+        # thing; here one update on a tiny batch makes them now: a traced step must not create variables.
+        tiny = ops.zeros((2, 1))
+        discriminator.compute_metrics(None, tiny, tiny, None)
+        discriminator.reset_metrics()
+        self.variables = self._all_variables()
         self.values = None  # the variables' values while they live here; None while the Keras variables hold them
         self._compiled = jax.jit(self._pure, donate_argnums=0)  # the old values' buffers are reused in place
 
     def __call__(self, real):
-        if self.variables is None:
-            # The first step runs the classic way: Keras builds D's accuracy metrics (and their variables) in
-            # its first train_on_batch, and a jitted function must not create variables.
-            figures = self.classic_step(real)
-            if self.average:
-                self.average.update()
-            self.variables = self._all_variables()
-            return figures
         if self.values is None:
             self.values = [v.value for v in self.variables]
         self.values, figures = self._compiled(self.values, real)
