@@ -397,9 +397,15 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     run = build_training(config, backends.jit_compile_setting(args.xla), share, args.fused_step)
     generator, average = run.generator, run.average
 
+    portable = []  # G's plain copy, built once: each build makes its layers and variables anew, seconds a run
+
     def save_generator(path):
         """G as shown, in plain Keras computing in float32, wherever the file goes (models.portable_copy)."""
-        models.portable_copy(generator).save(path)
+        if portable:
+            portable[0].set_weights(generator.get_weights())
+        else:
+            portable.append(models.portable_copy(generator))
+        portable[0].save(path)
     # On the device, so a step gathers its batch there. Several processes: on the host, where each process
     # holds the same copy; a device array of one process could not meet the weights spread over all.
     on_device = keras.ops.convert_to_tensor if share.count == 1 else np.asarray
