@@ -1,4 +1,5 @@
 import keras
+import pytest
 
 import backends
 import bench
@@ -61,3 +62,14 @@ def test_both_upsamplers_times_g_built_the_other_way_and_leaves_the_choice_as_it
                           "--warmup", "1", "--batch", "4"])
     assert [r["loop"] for r in results] == ["fast", f"fast {name}"]
     assert f"fast ({bench.upsampler_name(own_is_subpixel)}) / fast {name}: " in capsys.readouterr().out
+
+
+def test_fused_step_times_dcgan_s_one_call_step_beside_the_fast_loop(capsys):
+    if keras.backend.backend() != "jax":
+        pytest.skip("--fused-step runs under JAX only; elsewhere it is one line (tests/test_bad_input.py)")
+    results = bench.main(["--preset", "kit", "--fast", "--precision", "float32", "--fused-step", "--steps", "2",
+                          "--rounds", "1", "--warmup", "1", "--batch", "4"])
+    assert [r["loop"] for r in results] == ["fast", "fused"]
+    fused = results[1]
+    assert fused["ms_per_step"] > 0 and "ms_per_call" not in fused  # one call: nothing inside it to clock
+    assert "fused" in capsys.readouterr().out

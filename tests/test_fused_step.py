@@ -1,0 +1,50 @@
+"""dcgan.py --fused-step: the classic step's math in one compiled call (JAX), with checkpoints that resume."""
+
+import csv
+
+import keras
+import numpy as np
+import pytest
+
+import dcgan
+from test_resume import generator_weights, run_args, without_seconds, history_rows
+
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="--fused-step runs under JAX only")
+
+
+def figures(run):
+    """Every step's four figures, from steps.csv, as numbers."""
+    with open(run / "steps.csv") as f:
+        return np.array([[float(row[k]) for k in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")]
+                         for row in csv.DictReader(f)])
+
+
+# Two frames an epoch: the fused step must hand its values back to the models before a frame mid-epoch too.
+@pytest.mark.parametrize("preset", [[], ["--average-decay", "0.9"], ["--preset", "conditional"],
+                                    ["--preset", "wgan", "--limit", "80"]],
+                         ids=["legacy", "averaged", "conditional", "wgan"])
+def test_the_fused_step_trains_as_the_classic_calls_do(tiny_data, tmp_path, preset):
+    for name, extra in (("classic", []), ("fused", ["--fused-step"])):
+        dcgan.main(run_args(tiny_data, tmp_path / name, "--epochs", "2", "--frames-per-epoch", "2", *preset, *extra))
+    classic, fused = figures(tmp_path / "classic"), figures(tmp_path / "fused")
+    assert len(fused) == len(classic) > 0
+    # The same math; XLA compiles one call differently from three, so float32 rounding may differ a little.
+    np.testing.assert_allclose(fused, classic, rtol=1e-4, atol=1e-5)
+    for a, b in zip(generator_weights(tmp_path / "classic"), generator_weights(tmp_path / "fused")):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    frames = sorted(p.name for p in (tmp_path / "fused" / "images").iterdir())
+    assert frames == sorted(p.name for p in (tmp_path / "classic" / "images").iterdir()) and len(frames) == 4
+
+
+def test_a_fused_run_resumes_exactly_and_may_go_on_with_the_classic_calls(tiny_data, tmp_path):
+    dcgan.main(run_args(tiny_data, tmp_path / "once", "--epochs", "4", "--fused-step"))
+    dcgan.main(run_args(tiny_data, tmp_path / "split", "--epochs", "2", "--fused-step"))
+    dcgan.main(["--resume", "--epochs", "4", "--fused-step", "--out", str(tmp_path / "split"),
+                "--data-dir", str(tiny_data)])
+    for a, b in zip(generator_weights(tmp_path / "once"), generator_weights(tmp_path / "split")):
+        np.testing.assert_array_equal(a, b)  # to the bit: the checkpoint held every value the step keeps
+    assert without_seconds(history_rows(tmp_path / "once")) == without_seconds(history_rows(tmp_path / "split"))
+
+    dcgan.main(run_args(tiny_data, tmp_path / "switched", "--epochs", "2", "--fused-step"))
+    dcgan.main(["--resume", "--epochs", "4", "--out", str(tmp_path / "switched"), "--data-dir", str(tiny_data)])
+    np.testing.assert_allclose(figures(tmp_path / "switched"), figures(tmp_path / "once"), rtol=1e-4, atol=1e-5)
