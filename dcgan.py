@@ -3,6 +3,7 @@
     python dcgan.py --epochs 10 --batch 32      # then: python make_gif.py
     python dcgan.py --resume                    # after Ctrl-C, a crash or kill -9: go on where it stopped
     python dcgan.py --backend jax               # any Keras 3 backend: tensorflow (default), jax, torch
+    python dcgan.py --backend jax --fused-step  # on a GPU: each step one compiled call (fused_step.py)
 
 The pattern (the design card's): compile the discriminator D; freeze it inside a stacked
 Sequential([G, D]) called `gan`; then, for every batch, one D.train_on_batch on real + fake images and one
