@@ -132,6 +132,8 @@ def main(argv=None):
     p.add_argument("--samples", type=cli.int_at_least(100, 60_000),
                    help="images evaluate.py scores (full: 10,000, quick: 2,000)")
     args = p.parse_args(argv)
+    if args.fused_step and backends.chosen(args.backend) != "jax":
+        cli.fail("--fused-step trains with dcgan.py --fused-step, which runs under JAX only; pass --backend jax")
     out = Path(args.out)
     mode = "quick" if args.quick else "full"
     budget = dict(QUICK if args.quick else FULL)

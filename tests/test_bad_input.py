@@ -108,6 +108,7 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("dcgan.py", "--fused-step --backend jax --xla off --out {root}/new", "--fused-step compiles each step with XLA"),
     ("dcgan.py", "--fused-step --backend jax --devices 2 --out {root}/new", "--fused-step runs on one device in one"),
     ("bench.py", "--fused-step --backend tensorflow", "--fused-step times dcgan.py --fused-step, which runs under JAX"),
+    ("measure.py", "--fused-step --backend tensorflow --out {root}/m", "--fused-step trains with dcgan.py --fused-step"),
     ("dcgan.py", "--frames-per-epoch 0", "argument --frames-per-epoch: must be at least 1, got 0 (or auto)"),
     ("dcgan.py", "--frames-per-epoch all", "argument --frames-per-epoch: expected a whole number, got 'all' (or auto)"),
     ("dcgan.py", "--average-decay 1", "argument --average-decay: must be at least 0 and below 1, got 1"),
