@@ -1,13 +1,17 @@
 """dcgan.py --fused-step: the classic step's math in one compiled call (JAX), with checkpoints that resume."""
 
 import csv
+import signal
+import time
 
 import keras
 import numpy as np
 import pytest
 
+import checkpoints
 import dcgan
-from test_resume import generator_weights, run_args, without_seconds, history_rows
+from test_resume import (generator_weights, history_rows, run_args, slow_data, start_training,  # noqa: F401
+                         wait_for_checkpoint, without_seconds)
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="--fused-step runs under JAX only")
 
@@ -48,3 +52,25 @@ def test_a_fused_run_resumes_exactly_and_may_go_on_with_the_classic_calls(tiny_d
     dcgan.main(run_args(tiny_data, tmp_path / "switched", "--epochs", "2", "--fused-step"))
     dcgan.main(["--resume", "--epochs", "4", "--out", str(tmp_path / "switched"), "--data-dir", str(tiny_data)])
     np.testing.assert_allclose(figures(tmp_path / "switched"), figures(tmp_path / "once"), rtol=1e-4, atol=1e-5)
+
+
+def test_ctrl_c_mid_epoch_saves_what_the_fused_step_held_and_resumes_to_the_bit(slow_data, tmp_path,
+                                                                               start_training):
+    """Between frames the models' variables are stale (the values live in the fused step): Ctrl-C must hand
+    them back before its checkpoint, or the resumed run would not be the unbroken one."""
+    run = tmp_path / "run"
+    process = start_training(slow_data, run, 2, "--backend", "jax", "--fused-step")
+    wait_for_checkpoint(run, process)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == dcgan.EXIT_INTERRUPTED and "Traceback" not in err
+    epoch, step = checkpoints._position(checkpoints.latest(run))
+    assert epoch == 2 and 0 < step < 200  # mid-epoch
+    dcgan.main(["--resume", "--fused-step", "--out", str(run), "--data-dir", str(slow_data)])
+    unbroken = tmp_path / "unbroken"
+    dcgan.main(["--epochs", "2", "--batch", "8", "--seed", "1", "--data-dir", str(slow_data), "--out", str(unbroken),
+                "--fused-step"])
+    for a, b in zip(generator_weights(unbroken), generator_weights(run)):
+        np.testing.assert_array_equal(a, b)
+    assert without_seconds(history_rows(unbroken)) == without_seconds(history_rows(run))
