@@ -1,6 +1,8 @@
-"""Shared fixtures: the repo root on sys.path, and a tiny Fashion-MNIST made of IDX files the test writes."""
+"""Shared fixtures: the repo root on sys.path, a tiny Fashion-MNIST made of IDX files the test writes, and
+dcgan.py started as its own process (for tests that stop it the hard way)."""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -60,3 +62,29 @@ def built_gans(monkeypatch):
 
     monkeypatch.setattr(models, "build_gan", recording_build_gan)
     return built
+
+
+@pytest.fixture
+def start_training():
+    """Starts `python dcgan.py` as its own process, tiny batches, seed 1. Whatever is still running when the
+    test ends (it failed part-way) is killed, so a failed test leaves nothing training behind it."""
+    started = []
+
+    def start(data_dir, out, epochs, *extra):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        started.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "dcgan.py"), "--epochs", str(epochs), "--batch", "8", "--seed", "1",
+             "--data-dir", str(data_dir), "--out", str(out), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def slow_data(tmp_path):
+    return write_fake_fashion_mnist(tmp_path / "bigger", n_train=1600)  # 200 steps an epoch: time to kill

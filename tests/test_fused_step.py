@@ -10,8 +10,7 @@ import pytest
 
 import checkpoints
 import dcgan
-from test_resume import (generator_weights, history_rows, run_args, slow_data, start_training,  # noqa: F401
-                         wait_for_checkpoint, without_seconds)
+from test_resume import generator_weights, history_rows, run_args, wait_for_checkpoint, without_seconds
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="--fused-step runs under JAX only")
 

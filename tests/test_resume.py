@@ -17,7 +17,7 @@ import checkpoints
 import dcgan
 import runs
 import models
-from conftest import ROOT, write_fake_fashion_mnist
+from conftest import ROOT
 
 
 def run_args(data_dir, out, *extra):
@@ -164,27 +164,6 @@ def test_a_damaged_generator_file_is_made_again_from_the_checkpoint_at_resume(ti
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.fixture
-def start_training():
-    """Starts `python dcgan.py` as its own process, tiny batches, seed 1. Whatever is still running when the
-    test ends (it failed part-way) is killed, so a failed test leaves nothing training behind it."""
-    started = []
-
-    def start(data_dir, out, epochs, *extra):
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        started.append(subprocess.Popen(
-            [sys.executable, str(ROOT / "dcgan.py"), "--epochs", str(epochs), "--batch", "8", "--seed", "1",
-             "--data-dir", str(data_dir), "--out", str(out), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
-        return started[-1]
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-
-
 def wait_for_checkpoint(run, process, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
@@ -195,11 +174,6 @@ def wait_for_checkpoint(run, process, timeout=120):
         ended = f"dcgan.py ended ({process.returncode}) with no checkpoint"
         raise AssertionError(f"{ended}: {process.stderr.read()[-2000:]}")
     raise AssertionError(f"no checkpoint in {timeout} s (a CPU too busy?)")
-
-
-@pytest.fixture
-def slow_data(tmp_path):
-    return write_fake_fashion_mnist(tmp_path / "bigger", n_train=1600)  # 200 steps an epoch: time to kill
 
 
 def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(slow_data, tmp_path, start_training):
