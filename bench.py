@@ -110,7 +110,6 @@ def prepare(kind, preset, batch, steps, seed, precision, xla, flip_upsampler=Fal
         return step
     batch_maker = train_step.BatchMaker(generator, preset.noise, seed, preset.label_noise,
                                         preset.fakes_in_training_mode)
-    fast = train_step.make_train_step(discriminator, gan, batch_maker, batch, jit_compile)
     on_device = keras.ops.convert_to_tensor(images)
 
     # A preset that shows G's weight average (kit) updates it after every step in dcgan.py: so here too.
@@ -123,6 +122,7 @@ def prepare(kind, preset, batch, steps, seed, precision, xla, flip_upsampler=Fal
             return fused(keras.ops.take(on_device, indices[i], axis=0))
         step.gan_variables = gan_variables
         return step
+    fast = train_step.make_train_step(discriminator, gan, batch_maker, batch, jit_compile)
 
     def step(i):
         losses = fast(keras.ops.take(on_device, indices[i], axis=0))
