@@ -3,7 +3,7 @@
     python dcgan.py --epochs 10 --batch 32      # then: python make_gif.py
     python dcgan.py --resume                    # after Ctrl-C, a crash or kill -9: go on where it stopped
     python dcgan.py --backend jax               # any Keras 3 backend: tensorflow (default), jax, torch
-    python dcgan.py --backend jax --fused-step  # on a GPU: each step one compiled call (fused_step.py)
+    python dcgan.py --backend jax --fused-step  # on a GPU: each step one compiled call (machinery/fused_step.py)
 
 The pattern (the design card's): compile the discriminator D; freeze it inside a stacked
 Sequential([G, D]) called `gan`; then, for every batch, one D.train_on_batch on real + fake images and one
@@ -11,7 +11,7 @@ gan.train_on_batch on fresh noise labelled "real". Every epoch saves a grid of s
 batch (a short run, several an epoch), so the frames of a run can be compared and stitched into an
 animation, and a checkpoint.
 
-Everything lands in one run folder (--out, default `out`): see runs.py for the list.
+Everything lands in one run folder (--out, default `out`): see machinery/runs.py for the list.
 """
 
 import contextlib
@@ -26,15 +26,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-import backends
-import cli
 import data
-import devices
-import presets
-import progress
-import runs
-import sampling
 import viz
+from machinery import backends, cli, devices, presets, progress, runs, sampling
 
 # The modules that import Keras (models, train_step, averaging, checkpoints, judge) are imported inside the
 # functions below, after main() has chosen the backend: Keras picks its backend once, at its first import.
@@ -90,7 +84,7 @@ def parse_args(argv=None):
                         "as trained)")
     p.add_argument("--seed", type=cli.seed,
                    help="random seed, 0 to 2**32 - 1; the same seed on CPU gives the same history (wgan under "
-                        "TensorFlow: not to the bit, see the README's *Nothing lost*) (default: a new one, "
+                        "TensorFlow: not to the bit, see docs/resume.md) (default: a new one, "
                         "recorded in config.json)")
     p.add_argument("--limit", type=cli.positive_int, metavar="N",
                    help="train on the first N images only (1 or more), for quick demos")
@@ -110,7 +104,7 @@ def parse_args(argv=None):
     p.add_argument("--fused-step", action="store_true",
                    help="JAX only, one device: run each step's three calls (fakes, D's train step, the GAN's) as "
                         "one compiled call, the same math, for a GPU, where the calls are a step's cost: on one H200 "
-                        "the used-by command took 46-78 s against 185 s (fused_step.py; a CPU computes and gains "
+                        "the used-by command took 46-78 s against 185 s (machinery/fused_step.py; a CPU computes and gains "
                         "nothing) (default: off, the classic train_on_batch calls)")
     p.add_argument("--eval-every", type=cli.non_negative_int, metavar="N",
                    help="every N epochs (0 or more), score 2,000 samples with the judge (FD and class "
@@ -232,14 +226,13 @@ class StopOnInterrupt:
 
 def build_training(config, jit_compile, share=devices.ONE_PROCESS, fused=False):
     """Everything a run trains and shows, built from its config: G, D and the stacked GAN, the batch
-    maker, the fixed noise of the pictures, G's weight average, one train step (`fused`: fused_step.py's,
+    maker, the fixed noise of the pictures, G's weight average, one train step (`fused`: machinery/fused_step.py's,
     which also updates the average and holds the variables' values until its sync()), and the checkpoint
     groups."""
-    import averaging
-    import checkpoints
+    from machinery import averaging, checkpoints
     import keras
     import models
-    import train_step
+    from machinery import train_step
 
     preset = presets.PRESETS[config["preset"]]
     # config.get: runs made before --dropout have none recorded, and trained with the preset's
@@ -259,7 +252,7 @@ def build_training(config, jit_compile, share=devices.ONE_PROCESS, fused=False):
     decay = config.get("average_decay", 0.0)  # runs made before the kit had averaging have none
     average = averaging.GeneratorAverage(generator, decay) if decay else None
     if fused:
-        import fused_step
+        from machinery import fused_step
         step = fused_step.FusedStep(discriminator, gan, batch_maker, config["batch"], average, preset.critic_steps)
     else:
         step = train_step.make_train_step(discriminator, gan, batch_maker, config["batch"], jit_compile, share,
@@ -297,7 +290,7 @@ def check_and_read_first(args):
             runs.check_new(out, args.overwrite)
         preset = presets.PRESETS[args.preset or presets.DEFAULT_PRESET]
         if problem := presets.row_problem(preset):
-            raise runs.RunError(f"preset {preset.name} in presets.py {problem}; mend its row")
+            raise runs.RunError(f"preset {preset.name} in machinery/presets.py {problem}; mend its row")
         config = dict(batch=args.batch or preset.batch, limit=args.limit)
     devices.check_flags(args.devices, args.processes, args.process_index, args.coordinator,
                         backends.chosen(args.backend))
@@ -312,7 +305,7 @@ def check_and_read_first(args):
 
 
 def check_fused_step(args):
-    """--fused-step needs JAX's stateless train step, compiled, on one device of one process (fused_step.py)."""
+    """--fused-step needs JAX's stateless train step, compiled, on one device of one process (machinery/fused_step.py)."""
     if not args.fused_step:
         return
     if backends.chosen(args.backend) != "jax":
@@ -372,12 +365,10 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     """The loop: build, resume from `out` if asked, train epoch after epoch, writing into `write_to` (the
     run folder, which this process holds; a scratch folder in processes 1, 2, ... of several).
     `classes`: the images' class indices, which a conditional preset trains on."""
-    import averaging
-    import checkpoints
-    import judge
+    from machinery import averaging, checkpoints, judge
     import keras
     import models
-    import verdicts
+    from machinery import memorisation
 
     backend = backends.current()
     preset = presets.PRESETS[config["preset"]]
@@ -453,7 +444,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
                   f"{diverged['step']}; resuming repeats the same steps, so it will most likely stop there again "
                   "(a lower --lr is a new run, in another --out)")
             # The record stays until this try gets past that step: stopped before it, the run still diverges
-            # there (sweep.py reads the record). An unreadable record's place is unknown: the first step passes.
+            # there (tools/sweep.py reads the record). An unreadable record's place is unknown: the first step passes.
             readable = isinstance(diverged["epoch"], int) and isinstance(diverged["step"], int)
             diverged_at = (diverged["epoch"], diverged["step"]) if readable else (0, 0)
         if state.get("backend", "tensorflow") != backend:
@@ -471,7 +462,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     scorer = judge.make_quick_scorer(data_dir) if config["eval_every"] else None
     if scorer:  # its own noise, so scoring never shifts the training stream (exact resume)
         eval_noise = sampling.noise_on_host(config["noise"], judge.QUICK_SAMPLES, config["latent"], seed=1)
-        memory_check = verdicts.memory_check(images, classes, data_dir, preset, presets.trains_a_critic(config),
+        memory_check = memorisation.memory_check(images, classes, data_dir, preset, presets.trains_a_critic(config),
                                              config["seed"])
 
     def save_frame(epoch, step):
@@ -583,7 +574,7 @@ def train_in(out, write_to, args, config, images, classes, data_dir, started, sh
     print(f"done: {len(history)} epoch(s), {time.perf_counter() - started:.0f} s in all (start-up, training, "
           f"pictures{', scoring' if scorer else ''}); outputs in {out}/ "
           "(next: " + "; ".join(cli.command("python", script, "--run", out)
-                                for script in ("make_gif.py", "generate.py", "verdicts.py", "evaluate.py")) + ")")
+                                for script in ("make_gif.py", "generate.py", "tools/verdicts.py", "evaluate.py")) + ")")
     return history
 
 
@@ -602,7 +593,7 @@ def parameter_counts(preset, backend=None):
 def print_presets(backend=None):
     """One row per preset: what it builds, how it samples and scales, how it learns."""
     header = ["preset", "G params", "D params", "latent", "pixels", "G output", "loss", "D dropout", "Adam",
-              "G shown", "batch", "epochs", "grid", "system (SYSTEMS.md)"]
+              "G shown", "batch", "epochs", "grid", "system (docs/systems.md)"]
     rows = []
     for preset in presets.PRESETS.values():
         g_parameters, d_parameters = parameter_counts(preset, backend)
@@ -624,7 +615,7 @@ def print_presets(backend=None):
 def main(argv=None):
     started = time.perf_counter()
     args = parse_args(argv)
-    if args.list_presets:  # a table in presets.py: no backend, no Keras, under a second
+    if args.list_presets:  # a table in machinery/presets.py: no backend, no Keras, under a second
         return print_presets(args.backend)
     try:
         data_read = check_and_read_first(args)

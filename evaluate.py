@@ -5,7 +5,7 @@
     python evaluate.py --train-classifier             # (re)train the judge; commits judge/*.keras + .json
 
 Every figure compares a set of images with the 10,000 test images through the judge's features
-(judge.py). The "real data" column scores 10,000 *training* images the same way: that is what perfect
+(machinery/judge.py). The "real data" column scores 10,000 *training* images the same way: that is what perfect
 looks like at this sample size. Output: a table on screen, eval.json in the run folder (or beside the
 generator file), and eval.png beside it: the class histogram (or, for a conditional generator, the class
 agreement) beside real data's, and the memorisation check as pictures: the samples that came nearest to a
@@ -18,13 +18,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-import backends
-import cli
 import data
-import metrics
-import runs
-import sampling
 import viz
+from machinery import backends, cli, metrics, runs, sampling
 
 ROWS = [  # (key, label, how to read it)
     ("fd", "Frechet distance (FD)", "lower is better"),
@@ -97,7 +93,7 @@ def main(argv=None):
             sampling.require_file(path)
             runs.check_writable(path.parent, named=f"{path.parent} (for eval.json and eval.png)")
         backends.use(args.backend)
-        import judge  # imports Keras: only now that the backend is chosen
+        from machinery import judge  # imports Keras: only now that the backend is chosen
 
         if args.train_classifier:
             info = judge.train_classifier(args.data_dir)
@@ -111,7 +107,7 @@ def main(argv=None):
 
 
 def evaluate(args):
-    import judge
+    from machinery import judge
 
     path = sampling.path_from(args)
     generator, noise_kind, pixel_range = sampling.load(path, args.noise)

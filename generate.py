@@ -19,12 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-import backends
-import cli
 import data
-import runs
-import sampling
 import viz
+from machinery import backends, cli, runs, sampling
 
 
 def interpolate(start, end, steps):

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-import cli
-import presets
-import runs
 import viz
+from machinery import cli, presets, runs
 
 # A GIF stores each frame's time in hundredths of a second, as a 16-bit number: 50 fps is 2 of them, and
 # 0.1 fps (10 s a frame) is far inside the 655 s it can hold.

@@ -2,7 +2,7 @@
 
 Middle floor of the kit. A preset (a row of presets.PRESETS) names one generator builder and one
 discriminator builder here; the training loop in dcgan.py reads only the row's fields, never its name.
-Plain Keras 3 layers and ops: the same code runs on TensorFlow, JAX and PyTorch (see backends.py).
+Plain Keras 3 layers and ops: the same code runs on TensorFlow, JAX and PyTorch (see machinery/backends.py).
 """
 
 import random
@@ -10,15 +10,14 @@ import random
 import keras
 from keras import layers
 
-import backends
-import subpixel
+from machinery import backends, subpixel
 
 IMAGE_SHAPE = (28, 28, 1)
 
 
 def upsampling_conv(filters, **kwargs):
     """A 5x5, stride-2, "same" layers.Conv2DTranspose (doubles height and width), or where
-    backends.SUBPIXEL_PAYS (JAX) the same layer computed as a convolution and a pixel shuffle (subpixel.py):
+    backends.SUBPIXEL_PAYS (JAX) the same layer computed as a convolution and a pixel shuffle (machinery/subpixel.py):
     same weights, same numbers, faster gradients there."""
     pays = backends.SUBPIXEL_PAYS[backends.current()]
     return (subpixel.SubpixelConv2DTranspose if pays else layers.Conv2DTranspose)(
@@ -307,9 +306,15 @@ def build_gan(preset, latent=None, lr=None, jit_compile="auto", dropout=None):
     return generator, discriminator, gan
 
 
-# ---- one step of the classic loop ---------------------------------------------------------------------
+# ---- one step of the classic loop: the two train_on_batch calls -----------------------------------------
 
-def train_discriminator(discriminator, images, labels):
+def train_on_batch(model, inputs, targets):
+    """How a step trains a model: Keras's train_on_batch. (The fused step, machinery/fused_step.py, passes its
+    own stand-in that computes the same inside one compiled call.)"""
+    return model.train_on_batch(inputs, targets)
+
+
+def train_discriminator(discriminator, images, labels, train=train_on_batch):
     """Update D: maximise log D(x) + log(1 - D(G(z))) on a batch of fakes and reals.
 
     Keras 3 does not read `trainable` at compile(). TensorFlow reads it when it first traces the train
@@ -320,22 +325,52 @@ def train_discriminator(discriminator, images, labels):
     """
     discriminator.trainable = True
     try:
-        return discriminator.train_on_batch(images, labels)
+        return train(discriminator, images, labels)
     finally:
         discriminator.trainable = False
 
 
-def train_generator(gan, discriminator, noise, real_labels):
+def train_generator(gan, discriminator, noise, real_labels, train=train_on_batch):
     """Update G through the frozen D: maximise log D(G(z)) by labelling fresh fakes "real"."""
     if discriminator.trainable:  # train_discriminator froze it already; setting it walks every layer again
         discriminator.trainable = False
-    return gan.train_on_batch(noise, real_labels)
+    return train(gan, noise, real_labels)
+
+
+def train_step(discriminator, gan, make_batch, real, real_labels, critic_steps=1, train=train_on_batch):
+    """One step of the classic loop, on a batch of real images: D's update, then G's.
+
+    make_batch(real) -> (D's inputs: G's fakes, then the reals; D's labels: 0 for each fake, 1 for each
+    real; fresh noise for G's step): machinery/train_step.py's BatchMaker. `real_labels`: 1 for each of
+    G's fakes in its step. A WGAN-GP critic (critic_steps > 1) is updated once per batch of `real`, which
+    holds critic_steps batches, before G's one update. Returns ([D's loss, accuracy on reals, on fakes]
+    for each D update, G's loss).
+
+    The one GAN step of the kit: the classic loop (machinery/train_step.py) calls it with train_on_batch,
+    the fused step (machinery/fused_step.py) traces it into one compiled call.
+    """
+    d_figures = []
+    for part in split_into_batches(real, critic_steps):
+        d_inputs, labels, g_inputs = make_batch(part)
+        # (1) Update D: maximise log D(x) + log(1 - D(G(z))), reals labelled 1 and fakes 0
+        d_figures.append(train_discriminator(discriminator, d_inputs, labels, train))
+    # (2) Update G: maximise log D(G(z)), through the frozen D, with G's fakes labelled 1 ("real")
+    g_loss = train_generator(gan, discriminator, g_inputs, real_labels, train)
+    return d_figures, g_loss
+
+
+def split_into_batches(real, count):
+    """`real` (images, or [images, classes]) cut into `count` equal batches; itself where count is 1."""
+    if count == 1:
+        return [real]
+    size = keras.ops.shape(keras.tree.flatten(real)[0])[0] // count
+    return [keras.tree.map_structure(lambda array: array[k * size:(k + 1) * size], real) for k in range(count)]
 
 
 def portable_copy(model):
     """The same model, weights included, in plain Keras computing in float32: what generator.keras holds.
 
-    Mixed precision and the sub-pixel layer (subpixel.py) are how this machine trained fastest, not how the
+    Mixed precision and the sub-pixel layer (machinery/subpixel.py) are how this machine trained fastest, not how the
     file should run elsewhere: an AVX2-only CPU computes bfloat16 8x slower than float32 (the weights are
     float32 anyway), and Keras's own Conv2DTranspose loads anywhere, without the kit. Built from the model's
     own serialized config with every dtype policy set to float32 and each sub-pixel layer named as the

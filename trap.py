@@ -17,12 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-import backends
-import cli
 import data
-import presets
-import runs
 import viz
+from machinery import backends, cli, presets, runs
 
 PRESET = presets.PRESETS["legacy"]
 WAYS = {"keras2": "the Keras 2 way: D frozen once, at compile time",
@@ -44,9 +41,8 @@ def train_one_way(way, images, steps, batch, seed):
     d_moved, samples (uint8 grid images), refused (the error of a backend that will not take the step))."""
     import keras
 
-    import averaging
     import models
-    import sampling
+    from machinery import averaging, sampling
 
     keras.utils.set_random_seed(seed)  # the same start and the same batches, whichever way
     generator, discriminator, gan = models.build_gan(PRESET)

@@ -16,9 +16,8 @@ import keras
 import numpy as np
 import pytest
 
-import backends
-import checkpoints
 import dcgan
+from machinery import backends, checkpoints
 from conftest import ROOT, write_fake_fashion_mnist
 
 BOTH = pytest.mark.skipif(keras.backend.backend() != "tensorflow" or "jax" not in backends.installed(),
@@ -134,9 +133,10 @@ RESTORE_AND_COMPARE = """
 import json, sys
 from pathlib import Path
 import numpy as np
-import backends
+from machinery import backends
 backends.use(sys.argv[1])
-import keras, checkpoints, dcgan
+import keras, dcgan
+from machinery import checkpoints
 run = Path(sys.argv[2])
 config = json.loads((run / "config.json").read_text())
 training = dcgan.build_training(config, "auto")
@@ -165,9 +165,9 @@ DRAW = """
 import sys
 from pathlib import Path
 import numpy as np
-import backends
+from machinery import backends
 backends.use(sys.argv[1])
-import sampling
+from machinery import sampling
 generator, noise_kind, _ = sampling.load(Path(sys.argv[2]))
 np.save(sys.argv[3], generator.predict(sampling.noise(generator, 64, noise_kind, seed=0), verbose=0))
 """

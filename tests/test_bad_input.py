@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import data
-import runs
+from machinery import runs
 from conftest import ROOT, write_fake_fashion_mnist
 
 
@@ -107,13 +107,13 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
      "--fused-step runs under JAX only, not tensorflow"),
     ("dcgan.py", "--fused-step --backend jax --xla off --out {root}/new", "--fused-step compiles each step with XLA"),
     ("dcgan.py", "--fused-step --backend jax --devices 2 --out {root}/new", "--fused-step runs on one device in one"),
-    ("bench.py", "--fused-step --backend tensorflow", "--fused-step times dcgan.py --fused-step, which runs under JAX"),
-    ("measure.py", "--fused-step --backend tensorflow --out {root}/m", "--fused-step trains with dcgan.py --fused-step"),
+    ("tools/bench.py", "--fused-step --backend tensorflow", "--fused-step times dcgan.py --fused-step, which runs under JAX"),
+    ("tools/measure.py", "--fused-step --backend tensorflow --out {root}/m", "--fused-step trains with dcgan.py --fused-step"),
     ("dcgan.py", "--frames-per-epoch 0", "argument --frames-per-epoch: must be at least 1, got 0 (or auto)"),
     ("dcgan.py", "--frames-per-epoch all", "argument --frames-per-epoch: expected a whole number, got 'all' (or auto)"),
     ("dcgan.py", "--average-decay 1", "argument --average-decay: must be at least 0 and below 1, got 1"),
     ("dcgan.py", "--dropout 1", "argument --dropout: must be at least 0 and below 1, got 1"),
-    ("bench.py", "--rounds 0", "argument --rounds: must be at least 1, got 0"),
+    ("tools/bench.py", "--rounds 0", "argument --rounds: must be at least 1, got 0"),
     ("dcgan.py", "--bogus", "unrecognized arguments: --bogus"),
     ("dcgan.py", "--resume --overwrite", "--resume and --overwrite contradict each other"),
     ("dcgan.py", "--batch 500 --data-dir {root}/good --out {root}/o1", "--batch 500 is larger than the 64 training"),
@@ -155,42 +155,42 @@ CASES = [  # (script, arguments with {root} for the workspace, what the one line
     ("evaluate.py", "--run {root}/nowhere", "generator file {root}/nowhere/generator.keras not found"),
     ("evaluate.py", "--samples 5", "argument --samples: must be at least 100"),
     ("evaluate.py", "--run {root}/run --generator {root}/run/generator.keras", "not allowed with argument"),
-    ("compare.py", "{root}/run {root}/nowhere", "{root}/nowhere holds no DCGAN run (no config.json); train one"),
-    ("compare.py", "{root}/run {root}/no_ckpt", "{root}/no_ckpt has no trained epoch to show"),
-    ("compare.py", "{root}/run --out {root}/c.jpg", "--out {root}/c.jpg must end in .png"),
-    ("compare.py", "--out {root}/c.png", "the following arguments are required: runs"),
+    ("tools/compare.py", "{root}/run {root}/nowhere", "{root}/nowhere holds no DCGAN run (no config.json); train one"),
+    ("tools/compare.py", "{root}/run {root}/no_ckpt", "{root}/no_ckpt has no trained epoch to show"),
+    ("tools/compare.py", "{root}/run --out {root}/c.jpg", "--out {root}/c.jpg must end in .png"),
+    ("tools/compare.py", "--out {root}/c.png", "the following arguments are required: runs"),
     ("trap.py", "--out {root}/trap.jpg", "--out {root}/trap.jpg must end in .png"),
     ("trap.py", "--steps 0", "argument --steps: must be at least 1, got 0"),
     ("trap.py", "--data-dir {root}/missing --out {root}/trap.png", "train-labels-idx1-ubyte.gz: file not found"),
-    ("compare.py", "a b c d e f g", "7 runs given; at most 6 fit one picture"),
-    ("compare.py", "{root}/run --out {root}/a_file/c.png", "{root}/a_file (for c.png) is a file"),
-    ("verdicts.py", "--run {root}/nowhere", "{root}/nowhere holds no DCGAN run (no config.json); train one"),
-    ("verdicts.py", "--run {root}/no_ckpt", "{root}/no_ckpt has no checkpoint to take D from"),
-    ("verdicts.py", "--count 3", "argument --count: must be at least 8, got 3"),
-    ("verdicts.py", "--run {root}/run --data-dir {root}/nowhere", "data folder {root}/nowhere does not exist"),
-    ("sweep.py", "speed 1 2", "argument SETTING: invalid choice: 'speed'"),
-    ("sweep.py", "lr 0.001", "1 value(s) of lr given; give 2 to 6"),
-    ("sweep.py", "lr 0.001 fast", "argument --lr: expected a number, got 'fast' (see dcgan.py --help)"),
-    ("sweep.py", "batch 32 0", "argument --batch: must be at least 1, got 0"),
-    ("sweep.py", "lr 0.001 1e-3", "lr 1e-3 is the same as lr 0.001; give each value once"),
-    ("sweep.py", "lr 0.001 0.01 --seed 3", "--seed is set by sweep.py for each run: leave it out"),
-    ("sweep.py", "lr 0.001 0.01 --lr 0.1", "--lr is what this sweep varies: give its values after lr"),
-    ("sweep.py", "lr 0.001 0.01 --seeds 1 1", "--seeds 1 1 names a seed twice"),
-    ("sweep.py", "lr 0.001 0.01 --eval-every 0", "--eval-every 0 leaves the runs unscored"),
-    ("sweep.py", "lr 0.001 0.01 --bogus", "unrecognized arguments: --bogus (see dcgan.py --help)"),
-    ("sweep.py", "lr 0.001 0.01 --out {root}/foreign", "--out {root}/foreign holds files that are not a sweep"),
-    ("sweep.py", "lr 0.001 0.01 --out {root}/a_file", "--out {root}/a_file is a file"),
-    ("sweep.py", "lr 0.001 0.01 --epochs 2 --out {root}/a_sweep",
+    ("tools/compare.py", "a b c d e f g", "7 runs given; at most 6 fit one picture"),
+    ("tools/compare.py", "{root}/run --out {root}/a_file/c.png", "{root}/a_file (for c.png) is a file"),
+    ("tools/verdicts.py", "--run {root}/nowhere", "{root}/nowhere holds no DCGAN run (no config.json); train one"),
+    ("tools/verdicts.py", "--run {root}/no_ckpt", "{root}/no_ckpt has no checkpoint to take D from"),
+    ("tools/verdicts.py", "--count 3", "argument --count: must be at least 8, got 3"),
+    ("tools/verdicts.py", "--run {root}/run --data-dir {root}/nowhere", "data folder {root}/nowhere does not exist"),
+    ("tools/sweep.py", "speed 1 2", "argument SETTING: invalid choice: 'speed'"),
+    ("tools/sweep.py", "lr 0.001", "1 value(s) of lr given; give 2 to 6"),
+    ("tools/sweep.py", "lr 0.001 fast", "argument --lr: expected a number, got 'fast' (see dcgan.py --help)"),
+    ("tools/sweep.py", "batch 32 0", "argument --batch: must be at least 1, got 0"),
+    ("tools/sweep.py", "lr 0.001 1e-3", "lr 1e-3 is the same as lr 0.001; give each value once"),
+    ("tools/sweep.py", "lr 0.001 0.01 --seed 3", "--seed is set by sweep.py for each run: leave it out"),
+    ("tools/sweep.py", "lr 0.001 0.01 --lr 0.1", "--lr is what this sweep varies: give its values after lr"),
+    ("tools/sweep.py", "lr 0.001 0.01 --seeds 1 1", "--seeds 1 1 names a seed twice"),
+    ("tools/sweep.py", "lr 0.001 0.01 --eval-every 0", "--eval-every 0 leaves the runs unscored"),
+    ("tools/sweep.py", "lr 0.001 0.01 --bogus", "unrecognized arguments: --bogus (see dcgan.py --help)"),
+    ("tools/sweep.py", "lr 0.001 0.01 --out {root}/foreign", "--out {root}/foreign holds files that are not a sweep"),
+    ("tools/sweep.py", "lr 0.001 0.01 --out {root}/a_file", "--out {root}/a_file is a file"),
+    ("tools/sweep.py", "lr 0.001 0.01 --epochs 2 --out {root}/a_sweep",
      "{root}/a_sweep holds a sweep of lr with the flags --epochs 1; give the same flags"),
-    ("sweep.py", "lr 0.001 0.01 --out {root}/a_sweep_record", "sweep.json is not a sweep's record"),
-    ("sweep.py", "lr 0.001 0.01 --epochs 1 --out {root}/a_sweep_edited",
+    ("tools/sweep.py", "lr 0.001 0.01 --out {root}/a_sweep_record", "sweep.json is not a sweep's record"),
+    ("tools/sweep.py", "lr 0.001 0.01 --epochs 1 --out {root}/a_sweep_edited",
      "lr_0.001_seed_1/config.json is not a JSON object of settings; delete {root}/a_sweep_edited/lr_0.001_seed_1"),
     ("dcgan.py", "--resume --data-dir {root}/good --out {root}/batch_typo",
      '{root}/batch_typo/config.json holds batch = "32", not a whole number; start a new run with --overwrite'),
     ("dcgan.py", "--resume --data-dir {root}/good --out {root}/not_settings",
      "{root}/not_settings/config.json is not a JSON object of settings"),
-    ("compare.py", "{root}/run {root}/batch_typo", 'holds batch = "32", not a whole number; train the run again'),
-    ("verdicts.py", "--run {root}/not_settings", "not_settings/config.json is not a JSON object of settings; train"),
+    ("tools/compare.py", "{root}/run {root}/batch_typo", 'holds batch = "32", not a whole number; train the run again'),
+    ("tools/verdicts.py", "--run {root}/not_settings", "not_settings/config.json is not a JSON object of settings; train"),
     ("generate.py", "--run {root}/not_settings", "not_settings/config.json is not a JSON object of settings; move"),
     ("evaluate.py", "--run {root}/not_settings", "not_settings/config.json is not a JSON object of settings; move"),
 ]
@@ -242,7 +242,7 @@ READ_ONLY_CASES = [  # (script, arguments with {top} for the read-only folder, w
     ("make_gif.py", "--run {top}/run", "cannot write to run folder {top}/run ("),
     ("generate.py", "--run {top}/run", "cannot write to --out {top}/run ("),
     ("evaluate.py", "--run {top}/run --data-dir {top}/data", "cannot write to {top}/run (for eval.json and eval.png)"),
-    ("verdicts.py", "--run {top}/run --data-dir {top}/data",
+    ("tools/verdicts.py", "--run {top}/run --data-dir {top}/data",
      "cannot write to {top}/run (for verdicts.png and verdicts.json)"),
 ]
 
@@ -279,7 +279,7 @@ def test_a_reader_that_stops_early_ends_the_script_quietly(tmp_path):
     ("dcgan", "--batch 500 --data-dir {root}/good --out {root}/o13"),
     ("dcgan", "--preset wgan --batch 16 --data-dir {root}/good --out {root}/o13"),
     ("generate", "--class bag --run {root}/run"), ("evaluate", "--generator {root}/not_a_model.keras"),
-    ("verdicts", "--run {root}/no_ckpt"), ("verdicts", "--run {root}/run --data-dir {root}/nowhere"),
+    ("tools.verdicts", "--run {root}/no_ckpt"), ("tools.verdicts", "--run {root}/run --data-dir {root}/nowhere"),
 ])
 def test_what_needs_no_keras_is_refused_before_keras_is_imported(workspace, script, arguments):
     """TensorFlow's import alone takes about 10 s on a 2-core CPU: a mistyped --data-dir or --out, a flag that
@@ -298,7 +298,7 @@ def test_a_backend_that_is_not_one_is_one_line_in_every_script_that_takes_one(wo
     before = every_file(workspace)
     for script, arguments in (("dcgan.py", "--data-dir {root}/good --out {root}/o10"), ("evaluate.py", "--run {root}/run"),
                               ("generate.py", "--run {root}/run --out {root}/o11"), ("trap.py", "--data-dir {root}/good"),
-                              ("verdicts.py", "--run {root}/run"), ("bench.py", "")):
+                              ("tools/verdicts.py", "--run {root}/run"), ("tools/bench.py", "")):
         args = [a.format(root=workspace) for a in arguments.split()]
         result = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
                                 cwd=workspace, env={**os.environ, "KERAS_BACKEND": "theano"})

@@ -1,11 +1,9 @@
 import keras
 import pytest
 
-import backends
-import bench
 import models
-import presets
-import subpixel
+from machinery import backends, presets, subpixel
+from tools import bench
 
 
 def test_bench_times_both_loops_and_reports_the_ratio(capsys):

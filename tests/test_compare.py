@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import compare
 import dcgan
-import runs
+from machinery import runs
+from tools import compare
 
 
 def train(data_dir, out, *flags):

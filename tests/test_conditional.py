@@ -13,12 +13,9 @@ from PIL import Image
 import data
 import dcgan
 import generate
-import judge
-import metrics
 import models
-import presets
-import sampling
 import viz
+from machinery import judge, metrics, presets, sampling
 from conftest import ROOT
 from test_models import changed, weights_of
 

@@ -8,8 +8,8 @@ import pytest
 import data
 import dcgan
 import make_gif
-import runs
 import viz
+from machinery import runs
 
 
 def read_history(run):
@@ -193,7 +193,7 @@ def test_mixed_bfloat16_run_saves_a_float32_generator_and_records_it(tiny_data, 
 
 
 def test_auto_precision_is_bfloat16_only_where_it_measured_faster(tmp_path, monkeypatch):
-    import backends
+    from machinery import backends
 
     with_bf16, without = tmp_path / "with", tmp_path / "without"
     with_bf16.write_text("flags\t\t: fpu avx512f avx512_bf16 amx_tile\n")
@@ -259,8 +259,8 @@ InductorError = type("InductorError", (RuntimeError,), {"__module__": "torch._in
 
 
 def test_a_failure_of_the_backends_compiler_ends_the_run_in_one_line(tiny_data, tmp_path, monkeypatch, capsys):
-    import backends
     import models
+    from machinery import backends
 
     assert backends.compiler_failure(ValueError("the kit's own bug")) is None  # those keep their traceback
     first_step_then_fail = iter([False])

@@ -11,13 +11,13 @@ import sys
 
 import pytest
 
-import devices
+from machinery import devices
 from conftest import ROOT, write_fake_fashion_mnist
 
 # Runs in a fresh process: XLA makes its CPU devices when JAX starts, and Keras keeps one distribution.
 TWO_DEVICE_SCRIPT = r"""
 import json, sys
-import backends
+from machinery import backends
 backends.use("jax")
 import jax
 from keras.src.backend.jax import trainer
@@ -130,7 +130,7 @@ def test_all_and_one_are_counted_without_a_distribution(monkeypatch):
 PROCESS_SCRIPT = r"""
 import hashlib, sys
 import numpy as np
-import backends
+from machinery import backends
 backends.use("jax")
 import dcgan, models
 

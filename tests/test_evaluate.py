@@ -13,11 +13,9 @@ from PIL import Image
 import data
 import dcgan
 import evaluate
-import judge
-import metrics
 import models
-import presets
 import viz
+from machinery import judge, metrics, presets
 
 
 def real_data_or_skip():

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-import checkpoints
 import dcgan
+from machinery import checkpoints
 from test_resume import generator_weights, history_rows, run_args, wait_for_checkpoint, without_seconds
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="--fused-step runs under JAX only")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import generate
-import sampling
 import viz
+from machinery import sampling
 
 
 def random_generator(folder, noise="uniform", latent=100):

@@ -5,7 +5,7 @@ import json
 import keras
 import pytest
 
-import measure
+from tools import measure
 from conftest import write_fake_fashion_mnist
 
 
@@ -67,6 +67,6 @@ def test_a_step_that_fails_stops_with_its_own_last_line(tmp_path, capsys):
     assert (out / "something.txt").read_text() == "the user's"
 
     with pytest.raises(SystemExit):  # bench.py refuses --steps 0 itself: measure reports its line and log
-        measure.run_step("bench", ["bench.py", "--steps", "0"], tmp_path / "bench.log")
+        measure.run_step("bench", ["tools/bench.py", "--steps", "0"], tmp_path / "bench.log")
     err = capsys.readouterr().err
     assert "bench failed (" in err and "--steps" in err and str(tmp_path / "bench.log") in err

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-import metrics
+from machinery import metrics
 
 
 def gaussian_features(n=2000, dim=16, shift=0.0, scale=1.0, seed=0):

@@ -4,13 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-import averaging
-import backends
 import models
-import presets
-import sampling
-import subpixel
-import train_step
+from machinery import averaging, backends, presets, sampling, subpixel, train_step
 
 
 def weights_of(model):

@@ -9,11 +9,10 @@ import pytest
 
 import dcgan
 import models
-import presets
-import sampling
+from machinery import presets, sampling
 from conftest import ROOT
 
-# Parameter counts that the systems write-ups state (SYSTEMS.md), per preset: (generator, discriminator).
+# Parameter counts that the systems write-ups state (docs/systems.md), per preset: (generator, discriminator).
 SEED_COUNTS = {"upsample": (2_155_137, 1_113_345), "legacy": (840_705, 212_865),
                "wide": (4_454_720, 212_865), "tutorial": (None, 212_865)}
 
@@ -86,12 +85,10 @@ def test_d_s_dropout_is_the_preset_s_unless_asked(name, rates):
 
 @pytest.mark.parametrize("draw", ["on the device", "on the host"])
 def test_uniform_preset_draws_noise_in_minus_one_one(draw):
-    import train_step
-
     def noise(kind):
         if draw == "on the host":  # pictures and scores
             return sampling.noise_on_host(kind, 500, 100, seed=0)
-        return keras.ops.convert_to_numpy(train_step.draw_noise(kind, (500, 100), keras.random.SeedGenerator(0)))
+        return keras.ops.convert_to_numpy(sampling.noise_on_device(kind, (500, 100), keras.random.SeedGenerator(0)))
 
     uniform = noise("uniform")
     assert uniform.min() >= -1 and uniform.max() <= 1 and uniform.min() < -0.9 and uniform.max() > 0.9
@@ -126,14 +123,16 @@ def test_list_presets_needs_no_keras():
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="scripts in processes of their own, on the "
                     "default backend: run in the TensorFlow pass")
 def test_a_row_of_your_own_is_all_a_new_preset_takes(tmp_path, tiny_data):
-    """README, *A preset of your own*: a copy of the kit with one row added to presets.PRESETS lists it (its
+    """docs/presets.md, *A preset of your own*: a copy of the kit with one row added to presets.PRESETS lists it (its
     parameter counts built, as presets.PARAMETERS does not know it) and trains it; a builder's name mistyped
     is named, and a setting no run could use is one line before Keras's import."""
     copy = tmp_path / "kit"
     copy.mkdir()
     for path in ROOT.glob("*.py"):
         shutil.copy(path, copy)
-    original = (copy / "presets.py").read_text()
+    for package in ("machinery", "tools"):
+        shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
+    original = (copy / "machinery" / "presets.py").read_text()
     end_of_table = "]}\nDEFAULT_PRESET"
     assert original.count(end_of_table) == 1
     row = ('    Preset("yours", "a try: the kit, its D leakier", "deconv", "strided", noise="uniform", lr=2e-4, '
@@ -142,7 +141,7 @@ def test_a_row_of_your_own_is_all_a_new_preset_takes(tmp_path, tiny_data):
 
     def with_row(row, *flags, script="dcgan.py"):
         """python `script` `flags` in the copy, its table ending in `row`."""
-        (copy / "presets.py").write_text(original.replace(end_of_table, row + end_of_table))
+        (copy / "machinery" / "presets.py").write_text(original.replace(end_of_table, row + end_of_table))
         return subprocess.run([sys.executable, script, *flags], capture_output=True, text=True, cwd=copy)
 
     listed = with_row(row, "--list-presets")
@@ -162,10 +161,10 @@ def test_a_row_of_your_own_is_all_a_new_preset_takes(tmp_path, tiny_data):
     assert ("preset yours names the generator 'decon', which models.py does not build; it builds deconv, legacy, "
             "upsample") in mistyped.stderr
     wrong = with_row(row.replace('noise="uniform"', 'noise="gaussian"'), *training, "--overwrite")
-    assert wrong.returncode == 2 and wrong.stderr == ('error: preset yours in presets.py holds noise = "gaussian", '
+    assert wrong.returncode == 2 and wrong.stderr == ('error: preset yours in machinery/presets.py holds noise = "gaussian", '
                                                       'not one of "normal", "uniform"; mend its row\n')
-    timed = with_row(row.replace('noise="uniform"', 'noise="gaussian"'), "--preset", "yours", script="bench.py")
-    assert timed.returncode == 2 and timed.stderr == wrong.stderr  # bench.py tells it the same way
+    timed = with_row(row.replace('noise="uniform"', 'noise="gaussian"'), "--preset", "yours", script="tools/bench.py")
+    assert timed.returncode == 2 and timed.stderr == wrong.stderr  # tools/bench.py tells it the same way
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))

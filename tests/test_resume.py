@@ -13,10 +13,9 @@ import keras
 import numpy as np
 import pytest
 
-import checkpoints
 import dcgan
-import runs
 import models
+from machinery import checkpoints, runs
 from conftest import ROOT
 
 

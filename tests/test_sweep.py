@@ -9,14 +9,14 @@ from types import SimpleNamespace
 
 import pytest
 
-import sweep
+from tools import sweep
 from conftest import ROOT
 
 TINY_RUN = ["--epochs", "1", "--batch", "8", "--limit", "32"]
 
 
 def run_sweep(*args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "sweep.py"), *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "sweep.py"), *args], capture_output=True, text=True, cwd=cwd)
 
 
 def rows(folder):

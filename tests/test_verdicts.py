@@ -5,13 +5,11 @@ import json
 import numpy as np
 import pytest
 
-import checkpoints
 import data
 import dcgan
 import models
-import presets
-import runs
-import verdicts
+from machinery import checkpoints, memorisation, presets, runs
+from tools import verdicts
 from test_evaluate import real_data_or_skip
 
 RUNS = {  # preset: dcgan.py flags for a few steps on the tiny data
@@ -57,7 +55,7 @@ def rewrite_newest_checkpoint(run, preset, d_logit):
 @pytest.mark.parametrize("preset, d_logit", [("legacy", 2.0), ("wgan", -3.0), ("conditional", -1.5)])
 def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tmp_path, tiny_data, capsys, preset, d_logit):
     run = tiny_run(tmp_path, tiny_data, preset)
-    assert f"python verdicts.py --run {run}" in capsys.readouterr().out  # dcgan.py's "next:" names it
+    assert f"python tools/verdicts.py --run {run}" in capsys.readouterr().out  # dcgan.py's "next:" names it
     rewrite_newest_checkpoint(run, preset, d_logit)
     report = verdicts.main(["--run", str(run), "--count", "16"])
     critic = preset == "wgan"
@@ -119,7 +117,7 @@ def test_the_averaged_fakes_are_drawn_by_the_checkpoints_weight_average(tmp_path
 
 
 def mean_pixel(discriminator, images, classes, critic, bar=None):
-    """D's stand-in for verdicts.scores_of: each image's mean pixel, so what a set holds shows in its numbers."""
+    """D's stand-in for scores_of (machinery/memorisation.py): each image's mean pixel, so what a set holds shows in its numbers."""
     return images.reshape(len(images), -1).mean(axis=1)
 
 
@@ -232,8 +230,8 @@ def test_d_s_memory_check_asks_about_the_training_images_given_and_unseen_test_i
     def stand_in(discriminator, images, classes, critic, bar=None):
         asked.append(len(images))
         return classes.ravel().astype(float) if conditional else mean_pixel(discriminator, images, classes, critic)
-    monkeypatch.setattr(verdicts, "scores_of", stand_in)
-    check = verdicts.memory_check(training, np.full(40, 3), folder, presets.PRESETS[preset], False, seed=0)
+    monkeypatch.setattr(memorisation, "scores_of", stand_in)
+    check = memorisation.memory_check(training, np.full(40, 3), folder, presets.PRESETS[preset], False, seed=0)
     expected = dict(d_real_train=3.0, d_real_test=7.0) if conditional else dict(d_real_train=1.0, d_real_test=-1.0)
     assert check(None) == expected == check(None)
-    assert asked == [40, verdicts.MEMORY_COUNT] * 2  # all 40 training images; 1,000 of the 1,500 test ones
+    assert asked == [40, memorisation.MEMORY_COUNT] * 2  # all 40 training images; 1,000 of the 1,500 test ones

@@ -7,12 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-import backends
 import dcgan
 import models
-import presets
-import runs
 import viz
+from machinery import backends, presets, runs
 
 
 def linear_critic(weights, penalty_weight):

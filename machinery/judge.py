@@ -19,12 +19,10 @@ import numpy as np
 import keras
 from keras import layers
 
-import backends
 import data
-import metrics
-import runs
+from machinery import backends, metrics, runs
 
-FOLDER = Path(__file__).resolve().parent / "judge"
+FOLDER = Path(__file__).resolve().parent.parent / "judge"  # the kit's top folder: data, not code
 MODEL_FILE = FOLDER / "fashion_classifier.keras"
 INFO_FILE = FOLDER / "fashion_classifier.json"
 SHIPPED_FEATURES = FOLDER / "real_features.npz"

@@ -23,7 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-import runs
+from machinery import runs
 
 FOLDER, NAME = runs.CHECKPOINT_FOLDER, runs.CHECKPOINT_PATTERN
 TENSORS_FILE = "tensors.npz"

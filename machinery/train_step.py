@@ -1,6 +1,7 @@
-"""One step of the classic loop: D.train_on_batch on fakes + reals, then gan.train_on_batch on noise.
+"""The classic loop's step as dcgan.py calls it: models.train_step (D.train_on_batch on fakes + reals, then
+gan.train_on_batch on noise labelled real), fed by the batch maker.
 
-Middle floor of the kit, beside models.py. What a step feeds the two train_on_batch calls (the fakes,
+What a step feeds the two train_on_batch calls (the fakes,
 D's labels, the noise for G's step) is made on the device in one compiled call and stays there, with
 random numbers from a keras.random.SeedGenerator whose state a checkpoint saves, so a resumed run draws
 exactly what an unbroken one would. The same code runs on every Keras backend.
@@ -10,18 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
-import backends
 import models
-from presets import NOISE_KINDS
-
-
-def draw_noise(kind, shape, seed):
-    """A batch of z on the device: "normal" N(0, 1), or "uniform" in [-1, 1]. `seed`: a SeedGenerator."""
-    if kind not in NOISE_KINDS:  # a typo would otherwise train or score on the wrong z without a word
-        raise ValueError(f"noise kind {kind!r} is not one of {', '.join(NOISE_KINDS)}")
-    if kind == "uniform":
-        return keras.random.uniform(shape, -1.0, 1.0, seed=seed)
-    return keras.random.normal(shape, seed=seed)
+from machinery import backends, sampling
 
 
 def jittered_labels(labels, label_noise, seed):
@@ -57,7 +48,7 @@ class BatchMaker(keras.Model):
     def call(self, real):
         real, real_classes = real if self.classes else (real, None)
         batch, latent = real.shape[0], self.generator.inputs[0].shape[-1]
-        noise = draw_noise(self.noise_kind, (batch, latent), self.seed)
+        noise = sampling.noise_on_device(self.noise_kind, (batch, latent), self.seed)
         fake_classes = self._random_classes(batch)
         fake = self.generator(noise if not self.classes else [noise, fake_classes],
                               training=self.fakes_in_training_mode)
@@ -65,7 +56,7 @@ class BatchMaker(keras.Model):
         if self.label_noise:
             labels = jittered_labels(labels, self.label_noise, self.seed)
         images = ops.concatenate([fake, real], axis=0)
-        g_noise = draw_noise(self.noise_kind, (batch, latent), self.seed)  # for G's step, after D's
+        g_noise = sampling.noise_on_device(self.noise_kind, (batch, latent), self.seed)  # for G's step, after D's
         if not self.classes:
             return images, labels, g_noise
         d_classes = ops.concatenate([fake_classes, ops.cast(real_classes, "int32")], axis=0)
@@ -114,24 +105,17 @@ def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", 
         rows = len(array) // count
         return array[index * rows:(index + 1) * rows]
 
-    def train_d(real):
-        """One D update on a batch of reals and as many fakes; returns its figures and G's inputs."""
-        d_inputs, labels, g_inputs = batch_maker.make(real) if on_one_device else batch_maker.predict_on_batch(real)
-        if count > 1:
-            d_inputs, labels, g_inputs = keras.tree.map_structure(own_slice, (d_inputs, labels, g_inputs))
-        return models.train_discriminator(discriminator, d_inputs, labels), g_inputs
+    def make_batch(real):
+        """D's inputs and labels and G's inputs, made on the device (several processes or devices: as numpy,
+        each process's own slice of them)."""
+        if on_one_device:
+            return batch_maker.make(real)
+        made = batch_maker.predict_on_batch(real)
+        return keras.tree.map_structure(own_slice, made) if count > 1 else made
 
     def step(real):
-        if critic_steps == 1:
-            (d_loss, acc_real, acc_fake), g_inputs = train_d(real)
-        else:
-            figures = []
-            for update in range(critic_steps):
-                d_figures, g_inputs = train_d(keras.tree.map_structure(
-                    lambda array: array[update * batch:(update + 1) * batch], real))
-                figures.append(d_figures)
-            d_loss, acc_real, acc_fake = np.mean(figures, axis=0)
-        g_loss = models.train_generator(gan, discriminator, g_inputs, real_labels)
+        d_figures, g_loss = models.train_step(discriminator, gan, make_batch, real, real_labels, critic_steps)
+        d_loss, acc_real, acc_fake = d_figures[0] if critic_steps == 1 else np.mean(d_figures, axis=0)
         return d_loss, g_loss, acc_real, acc_fake
 
     return step

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-import cli
+from machinery import cli
 
 NAMES = ("tensorflow", "jax", "torch")
 DEFAULT = "tensorflow"
@@ -125,7 +125,7 @@ def compile_update(update, reads, writes, xla=True):
     Why each library's own compiler: Keras compiles a model's train and predict steps, but has no call that
     compiles a plain update of variables, and run op by op such an update costs a launch per op: G's weight
     average (averaging.py), 4 ops on each of 10 weights after every step, took 4.4 ms a step under JAX and
-    13.8 ms under TensorFlow on a 2-core Xeon, against 0.76 and 1.2 ms compiled (SPEED.md); on a GPU
+    13.8 ms under TensorFlow on a 2-core Xeon, against 0.76 and 1.2 ms compiled (docs/speed.md); on a GPU
     every launch counts. And predict_on_batch, which does compile, hands its results back as numpy: a wait
     for the device and two copies, where the next call wants them on the device anyway (train_step.py).
     JAX: jax.jit over the values (Keras's StatelessScope lends them to the variables while it traces); the
@@ -222,7 +222,7 @@ def native_bfloat16_cpu(cpuinfo="/proc/cpuinfo"):
 
 
 # What --precision auto picks, per backend, on a CPU with bfloat16 in hardware. Measured with bench.py
-# (README, Speed); a CPU without it gets float32 everywhere: under TensorFlow, mixed_bfloat16 ran 8x slower
+# (docs/speed.md); a CPU without it gets float32 everywhere: under TensorFlow, mixed_bfloat16 ran 8x slower
 # than float32 on an AVX2-only EPYC. GPUs get float32: on one H200 mixed_bfloat16 was no faster at batch 32
 # (JAX 1.01-1.02x float32's fast loop, PyTorch 0.85-0.93x), whose steps leave the GPU waiting on the host.
 BFLOAT16_PAYS_ON_CPU = {"tensorflow": True, "jax": False, "torch": False}
@@ -247,7 +247,7 @@ def resolve_precision(requested):
 # less time for legacy and 3.1x for kit on the 2-core Xeon. TensorFlow and PyTorch call oneDNN's own
 # transposed convolution, and were slower with it (TensorFlow legacy 36 -> 45 ms). On one H200 the two forms
 # were within 6% under JAX (a step there waits on the host, not on G), and PyTorch's transposed convolution
-# (cuDNN's) 1.16-1.23x faster than the sub-pixel form (SPEED.md, *On one GPU*).
+# (cuDNN's) 1.16-1.23x faster than the sub-pixel form (docs/speed.md, *On one GPU*).
 SUBPIXEL_PAYS = {"tensorflow": False, "jax": True, "torch": False}
 
 XLA_HELP = ("compile the train steps with XLA (default: auto = Keras's choice per backend: TensorFlow on with a "

@@ -13,6 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+# The kit's top folder, where the lesson's scripts are; a tool's script is named from it (tools/bench.py).
+REPOSITORY = Path(__file__).resolve().parent.parent
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad flag prints one line that says what to do instead of usage plus error."""
@@ -60,7 +63,7 @@ def run_script(words, log, environment=None):
     """Run one of the kit's scripts as its own process, as a user would type it (`words`: the script's file
     name, then its flags): its output shown live and kept in `log`; `environment`: variables to set for it.
     Returns (exit status, seconds, peak memory in MB, its last line of output)."""
-    command = [sys.executable, str(Path(__file__).resolve().parent / words[0]), *map(str, words[1:])]
+    command = [sys.executable, str(REPOSITORY / words[0]), *map(str, words[1:])]
     started = time.perf_counter()
     with open(log, "w") as kept:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

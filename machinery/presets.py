@@ -12,7 +12,7 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-import runs
+from machinery import runs
 
 NOISE_KINDS = ("normal", "uniform")  # the z distributions a preset (or --noise of sampling.py) can name
 
@@ -20,7 +20,7 @@ NOISE_KINDS = ("normal", "uniform")  # the z distributions a preset (or --noise 
 @dataclass(frozen=True)
 class Preset:
     name: str
-    system: str            # which system of SYSTEMS.md it reproduces
+    system: str            # which system of docs/systems.md it reproduces
     generator: str         # key of models.GENERATORS
     discriminator: str     # key of models.DISCRIMINATORS
     generator_options: dict = field(default_factory=dict)      # extra arguments of the generator builder
@@ -77,7 +77,7 @@ PRESETS = {p.name: p for p in [
     # Not a seed system: D's recipe (the tutorial's G, legacy's D, uniform noise, Adam 2e-4 with beta_1 0.5)
     # at the used-by command's batch 32, with pictures and files drawn from G's weight average. Picked with
     # evaluate.py at the full used-by budget (10 epochs, batch 32): FD 134 / 129 / 140 at seeds 11 / 12 / 13,
-    # 10 classes each, against 156 / 150 / 171 for the same training runs shown as trained (README).
+    # 10 classes each, against 156 / 150 / 171 for the same training runs shown as trained (docs/presets.md).
     Preset("kit", "the kit's own: D's recipe at batch 32, G's weights averaged", "deconv", "strided",
            generator_options=dict(seed_channels=256), latent=100, noise="uniform",
            lr=2e-4, beta_1=0.5, batch=32, epochs=10, grid=5, average_decay=0.999),

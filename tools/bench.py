@@ -1,9 +1,9 @@
 """How fast does the classic loop train? The kit's loop against the seed article's, in one run.
 
-    python bench.py                                  # legacy, batch 32: naive, fast, fast + bfloat16
-    python bench.py --preset tutorial --batch 256 --steps 4
-    python bench.py --naive                          # only the seed article's loop
-    python bench.py --fast --xla                     # the kit's loop compiled with XLA (slower on a CPU)
+    python tools/bench.py                                  # legacy, batch 32: naive, fast, fast + bfloat16
+    python tools/bench.py --preset tutorial --batch 256 --steps 4
+    python tools/bench.py --naive                          # only the seed article's loop
+    python tools/bench.py --fast --xla                     # the kit's loop compiled with XLA (slower on a CPU)
 
 Both loops are the design card's: D.train_on_batch on fakes + reals, then gan.train_on_batch on noise
 labelled real, with D unfrozen around its own step. They differ only in how a step is fed:
@@ -32,13 +32,16 @@ import functools
 import json
 import resource
 import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
-import backends
-import cli
-import presets
+# Run as `python tools/bench.py`, Python looks for modules in tools/: the lesson and machinery/ are one
+# folder up.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from machinery import backends, cli, presets
 
 FULL_EPOCH = 60_000
 
@@ -87,10 +90,10 @@ def other_upsampler():
 def prepare(kind, preset, batch, steps, seed, precision, xla, flip_upsampler=False):
     """A fresh G, D and GAN for one loop, and step(i) that trains them on the i-th of `steps` random batches.
     `flip_upsampler`: G upsamples in the form this backend does not use (other_upsampler)."""
-    import averaging
+    from machinery import averaging
     import keras
     import models
-    import train_step
+    from machinery import train_step
 
     keras.mixed_precision.set_global_policy(precision)  # output layers stay float32 (see models.py)
     keras.utils.set_random_seed(seed)
@@ -115,7 +118,7 @@ def prepare(kind, preset, batch, steps, seed, precision, xla, flip_upsampler=Fal
     # A preset that shows G's weight average (kit) updates it after every step in dcgan.py: so here too.
     average = averaging.GeneratorAverage(generator, preset.average_decay) if preset.average_decay else None
     if kind == "fused":  # dcgan.py --fused-step: the same three parts and the average, one compiled call
-        import fused_step
+        from machinery import fused_step
         fused = fused_step.FusedStep(discriminator, gan, batch_maker, batch, average)
 
         def step(i):
@@ -246,7 +249,7 @@ def round_trip_ms():
 
 
 def main(argv=None):
-    p = cli.OneLineParser(prog="bench.py", description="Time the training loop: fast (the kit's) vs naive "
+    p = cli.OneLineParser(prog="tools/bench.py", description="Time the training loop: fast (the kit's) vs naive "
                                                        "(the seed article's), in one run.")
     # The conditional and WGAN-GP presets are left out: the naive loop times the seed article's loop, one-input
     # models and one BCE step of D a step of G.
@@ -290,7 +293,7 @@ def main(argv=None):
 
     preset = presets.PRESETS[args.preset]
     if problem := presets.row_problem(preset):  # a row of your own, told as dcgan.py tells it
-        cli.fail(f"preset {preset.name} in presets.py {problem}; mend its row")
+        cli.fail(f"preset {preset.name} in machinery/presets.py {problem}; mend its row")
     batch = args.batch or preset.batch
     kinds = ["naive"] if args.naive else ["fast"] if args.fast else ["naive", "fast"]
     precisions = ["float32", "mixed_bfloat16"] if args.precision == "both" else [args.precision]

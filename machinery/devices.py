@@ -18,7 +18,7 @@ Keras assembles the global batch across processes. Only process 0 writes the run
 import os
 from collections import namedtuple
 
-import cli
+from machinery import cli
 
 ALL = "all"
 # Keras's own environment variables for keras.distribution.initialize, so a scheduler's setup works too.

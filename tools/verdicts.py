@@ -1,7 +1,7 @@
 """What D thinks: its verdicts on training images, on test images it never saw, and on G's fakes.
 
-    python verdicts.py                      # out/ -> out/verdicts.png and out/verdicts.json
-    python verdicts.py --run runs/kit --count 2000 --seed 1
+    python tools/verdicts.py                      # out/ -> out/verdicts.png and out/verdicts.json
+    python tools/verdicts.py --run runs/kit --count 2000 --seed 1
 
 The loop prints how often D is right on each batch; this shows how sure it is, image by image. D and G
 come from the run's newest checkpoint: the G that D trained against (for the kit preset that is not
@@ -10,7 +10,7 @@ training mode where the preset trains so), D in inference mode (no dropout). The
 - D's probability that an image is real, as three histograms: training images, test images, fakes. Where
   the fakes' hump sits on the reals', D cannot tell them apart; where the training images' hump sits right
   of the test images', D has learnt the training set by heart rather than what a garment looks like
-  (dcgan.py --eval-every N follows that gap during training: memory_check below).
+  (dcgan.py --eval-every N follows that gap during training: machinery/memorisation.py).
 - beside them, class by class: D's mean verdict on the test images of each class and on the fakes of each,
   classed by the kit's judge (judge.py's classifier; for a conditional preset, by the class G was asked
   for), with how many fakes fell in each: which garments D doubts, and which of G's it believes. For a
@@ -25,17 +25,20 @@ so the picture shows raw scores, and "called real" means above the midpoint of t
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-import backends
-import cli
+# Run as `python tools/verdicts.py`, Python looks for modules in tools/: the lesson and machinery/ are one
+# folder up.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import data
-import presets
-import runs
 import viz
+from machinery import backends, cli, presets, runs
+from machinery.memorisation import scores_of
 
 SHOWN = 8  # images per row of examples
 # As the table and the picture name a set, where not by its key.
@@ -85,8 +88,7 @@ def judged_images(config, data_dir, count, seed):
 def restore_g_and_d(run, config, preset):
     """(G, D, G's weight average or None, checkpoint folder, epoch, step): the run's models with the newest
     checkpoint's weights; the average where the run keeps one (average_decay above 0)."""
-    import averaging
-    import checkpoints
+    from machinery import averaging, checkpoints
     import keras
     import models
 
@@ -108,7 +110,7 @@ def make_fakes(generator, config, preset, count, seed, bar=None):
     bar advanced by each image."""
     import keras
 
-    import sampling
+    from machinery import sampling
 
     rng = np.random.default_rng(seed + 1)  # +1: not the same draws as the images'
     noise = sampling.noise_on_host(config["noise"], count, config["latent"], seed + 1)
@@ -129,37 +131,6 @@ def wrong_classes(classes, count, seed):
     return ((classes + shift) % count).astype(np.int32)
 
 
-def scores_of(discriminator, images, classes, critic, bar=None):
-    """D's verdict on each image: the probability it gives the image of being real (sigmoid of its logit),
-    or a critic's raw score."""
-    inputs = [images, classes.reshape(-1, 1)] if classes is not None else images
-    logits = backends.predict_in_batches(discriminator, inputs, 250, bar=bar).astype(np.float64).ravel()
-    return logits if critic else np.exp(-np.logaddexp(0.0, -logits))  # the sigmoid, without overflow at -1000
-
-
-MEMORY_COUNT = 1000  # images of each split that D judges at each scored epoch of training
-
-
-def memory_check(images, classes, data_dir, preset, critic, seed):
-    """For dcgan.py --eval-every: check(discriminator) -> {"d_real_train", "d_real_test"}, D's mean verdict on
-    1,000 of the images the run trains on (uint8 `images`, their `classes`) and on 1,000 test images it never
-    sees, the same ones at every call. Where the first pulls away from the second, D is learning its training
-    set by heart (Karras et al. 2020 watched D's overfitting by this gap). Its own random draws: training's
-    streams are untouched, so a resumed run stays exact."""
-    rng = np.random.default_rng(seed)
-    test_images, test_classes = data.load_split("test", data_dir)
-    judged = {}
-    for key, pool, pool_classes in (("d_real_train", images, classes), ("d_real_test", test_images, test_classes)):
-        rows = rng.choice(len(pool), min(MEMORY_COUNT, len(pool)), replace=False)
-        labels = pool_classes[rows].astype(np.int32) if preset.conditional else None  # D reads its own label
-        judged[key] = data.scale_pixels(pool[rows], preset.pixel_range), labels
-
-    def check(discriminator):
-        return {key: float(np.mean(scores_of(discriminator, pixels, labels, critic)))
-                for key, (pixels, labels) in judged.items()}
-    return check
-
-
 def summary(scores, threshold):
     """A set's numbers; for an empty set (a class G drew none of) its mean and share are None."""
     if not len(scores):
@@ -169,7 +140,7 @@ def summary(scores, threshold):
 
 def judged_classes(fakes, preset, bar=None):
     """The class of each fake (int array): the one the kit's judge gives it, the likeliest of its ten."""
-    import judge
+    from machinery import judge
 
     _, feature_model, _ = judge.load_classifier()
     _, probabilities = judge.features_and_probabilities(feature_model, data.to_uint8(fakes, preset.pixel_range),
@@ -258,7 +229,7 @@ def print_report(report, run):
 
 
 def main(argv=None):
-    p = cli.OneLineParser(prog="verdicts.py", description="What D thinks of training images, test images and "
+    p = cli.OneLineParser(prog="tools/verdicts.py", description="What D thinks of training images, test images and "
                                                           "G's fakes, overall and class by class, from a run's "
                                                           "newest checkpoint.")
     add_flags(p)

@@ -1,12 +1,12 @@
 """The classic step as one compiled call, under JAX: `dcgan.py --fused-step`, for a GPU.
 
-Middle floor of the kit, beside train_step.py. The classic step (train_step.make_train_step) makes three
+The classic step (models.train_step, as train_step.make_train_step calls it) makes three
 calls into compiled code: the batch maker, D's train_on_batch, the GAN's. On a GPU at batch 32 the
 arithmetic is nothing; what a step costs is the calls: each train_on_batch gathers every variable it
 touches, hands them to its compiled function, assigns each one back and waits for its loss, 2.6 ms a call
-on the H200's host (SPEED.md), 99 s of a 10-epoch run before anything is computed.
+on the H200's host (docs/speed.md), 99 s of a 10-epoch run before anything is computed.
 
-Here the same three parts run inside one jax.jit: the batch maker, then D's own Keras train step (the
+Here the same step, models.train_step, is traced inside one jax.jit: the batch maker, then D's own Keras train step (the
 function train_on_batch compiles; its metrics reset first, as train_on_batch does), with D trainable while
 it is traced, then the GAN's, with D frozen, then G's weight average. The variables' values stay on the
 device between steps, in this object; the Keras variables get them back (sync) only when something else
@@ -21,6 +21,8 @@ other backends keep the classic step.
 import keras
 import numpy as np
 from keras import ops
+
+import models
 
 
 class FusedStep:
@@ -78,17 +80,11 @@ class FusedStep:
         return [scope.get_current_value(v) for v in self.variables], figures
 
     def _step(self, real):
-        d_figures = []
-        for update in range(self.critic_steps):  # WGAN-GP: one D update per batch, G's after the last
-            part = real if self.critic_steps == 1 else keras.tree.map_structure(
-                lambda array: array[update * self.batch:(update + 1) * self.batch], real)
-            d_inputs, labels, g_inputs = self.batch_maker(part)
-            self.discriminator.trainable = True  # read while tracing: D's step moves D's weights
-            logs = train_in_scope(self.discriminator, d_inputs, labels)
-            self.discriminator.trainable = False  # and the GAN's, G's only
-            d_figures.append([logs["loss"], logs["acc_real"], logs["acc_fake"]])
+        """models.train_step, the classic loop's own, traced: the batch maker and both train steps inside this
+        call. D is unfrozen while its step is traced and frozen for the GAN's, as in the classic loop."""
+        d_figures, g_loss = models.train_step(self.discriminator, self.gan, self.batch_maker, real, self.real_labels,
+                                              self.critic_steps, train=train_in_scope)
         d_loss, acc_real, acc_fake = [ops.mean(ops.stack(column)) for column in zip(*d_figures)]
-        g_loss = train_in_scope(self.gan, g_inputs, self.real_labels)["loss"]
         if self.average:
             self.average.move_toward_generator()
         return ops.stack([ops.cast(f, "float32") for f in (d_loss, g_loss, acc_real, acc_fake)])
@@ -96,7 +92,8 @@ class FusedStep:
 
 def train_in_scope(model, x, y):
     """What model.train_on_batch(x, y) computes, inside a StatelessScope: its metrics reset, Keras's own
-    train step on the variables' current values, every new value assigned back. Returns the step's logs."""
+    train step on the variables' current values, every new value assigned back. Returns what train_on_batch
+    would: the loss, or [loss, *metrics]."""
     for metric in model.metrics:
         metric.reset_state()
     groups = (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables,
@@ -105,4 +102,5 @@ def train_in_scope(model, x, y):
     for group, values in zip(groups, new_state):
         for variable, value in zip(group, values):
             variable.assign(value)
-    return logs
+    # As train_on_batch returns them: the loss alone, or the loss and the metrics in the model's order.
+    return model._flatten_metrics_in_order(logs)

@@ -9,8 +9,7 @@ import contextlib
 import keras
 from keras import layers, ops
 
-import backends
-import sampling
+from machinery import backends, sampling
 
 SETTLE_SAMPLES = 1024  # noise vectors in the one training-mode batch that settles BatchNorm
 SETTLE_SEED = 0        # its own seed, not the training stream, so showing G never shifts training

@@ -1,8 +1,8 @@
 """One setting, several values, each trained with several seeds: is what the setting did bigger than luck?
 
-    python sweep.py lr 0.001 0.0002 --epochs 1 --limit 6400              # seeds 1 2 3 -> sweeps/lr/sweep.png
-    python sweep.py preset legacy kit --seeds 1 2 --epochs 1 --limit 6400 --out sweeps/presets
-    python sweep.py lr 0.001 0.0002 --seeds 1 2 3 4 --epochs 1 --limit 6400   # later: a 4th seed, the rest kept
+    python tools/sweep.py lr 0.001 0.0002 --epochs 1 --limit 6400              # seeds 1 2 3 -> sweeps/lr/sweep.png
+    python tools/sweep.py preset legacy kit --seeds 1 2 --epochs 1 --limit 6400 --out sweeps/presets
+    python tools/sweep.py lr 0.001 0.0002 --seeds 1 2 3 4 --epochs 1 --limit 6400   # later: a 4th seed, the rest kept
 
 Two runs that differ in one setting (compare.py) also differ in luck: the weights they started from, the
 order of their batches, their noise. A change is worth believing when its runs beat the other value's runs
@@ -27,11 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-import cli
+# Run as `python tools/sweep.py`, Python looks for modules in tools/: the lesson and machinery/ are one
+# folder up.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import dcgan  # its command line only: parse_args checks each run's flags, as `python dcgan.py` would
-import presets
-import runs
 import viz
+from machinery import cli, presets, runs
 
 SETTINGS = ("preset", "lr", "batch", "latent", "dropout", "average-decay", "limit", "precision", "backend")
 DEFAULT_SEEDS = (1, 2, 3)
@@ -46,10 +48,10 @@ CSV_FIELDS = ["value", "seed", "epochs", "finished", "diverged", "fd", "fd_epoch
 
 def parse_args(argv):
     p = cli.OneLineParser(
-        prog="sweep.py", allow_abbrev=False,
+        prog="tools/sweep.py", allow_abbrev=False,
         description="Train one setting's values with several seeds each, then show whether what the setting "
                     "did is bigger than the seeds' spread. Flags it does not know go to dcgan.py.",
-        epilog="Example: python sweep.py lr 0.001 0.0002 --epochs 1 --limit 6400 (6 runs, about 6 minutes on a "
+        epilog="Example: python tools/sweep.py lr 0.001 0.0002 --epochs 1 --limit 6400 (6 runs, about 6 minutes on a "
                "2-core CPU), then look at sweeps/lr/sweep.png.")
     p.add_argument("setting", choices=SETTINGS, metavar="SETTING",
                    help=f"the dcgan.py flag to vary, without its dashes: {', '.join(SETTINGS)}")

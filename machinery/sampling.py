@@ -11,12 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-import backends
-import cli
 import data
-import presets
-import runs
-from presets import NOISE_KINDS
+from machinery import backends, cli, presets, runs
+from machinery.presets import NOISE_KINDS
 
 # Images per generator call: bounded memory for any --count or --samples (the widest layers hold 200 MB
 # of activations at 1000), and no slower than larger batches on a CPU.
@@ -71,7 +68,7 @@ def load_generator(path):
     """A saved generator: a Keras model mapping (n, latent) noise to (n, 28, 28, 1) images."""
     import keras
 
-    import subpixel  # noqa: F401 (registers the kit's layer: a G saved as built under JAX holds it)
+    from machinery import subpixel  # noqa: F401 (registers the kit's layer: a G saved as built under JAX holds it)
 
     require_file(path)
     try:
@@ -124,16 +121,31 @@ def config_beside(path):
         cli.fail(str(e))
 
 
+def check_noise_kind(kind):
+    if kind not in NOISE_KINDS:  # a typo would otherwise train or score on the wrong z without a word
+        raise ValueError(f"noise kind {kind!r} is not one of {', '.join(NOISE_KINDS)}")
+
+
 def noise_on_host(kind, count, latent, seed):
     """[count, latent] float32 z from numpy, the same for the same seed on every backend and device:
-    "normal" N(0, 1), or "uniform" in [-1, 1]. For noise drawn once (scoring, pictures, settling BatchNorm);
-    the training loop draws its own on the device (train_step.draw_noise)."""
-    if kind not in NOISE_KINDS:  # a typo would otherwise score on the wrong z without a word
-        raise ValueError(f"noise kind {kind!r} is not one of {', '.join(NOISE_KINDS)}")
+    "normal" N(0, 1), or "uniform" in [-1, 1]. For noise drawn once (scoring, pictures, settling BatchNorm).
+    `seed`: a number, or a numpy Generator to draw from."""
+    check_noise_kind(kind)
     rng = np.random.default_rng(seed)
     if kind == "uniform":
         return rng.uniform(-1.0, 1.0, (count, latent)).astype(np.float32)
     return rng.standard_normal((count, latent), np.float32)
+
+
+def noise_on_device(kind, shape, seed):
+    """The same kinds of z drawn where the training step runs, inside its compiled call: the batch maker's
+    (machinery/train_step.py). `seed`: a keras.random.SeedGenerator, whose state a checkpoint keeps."""
+    import keras  # here, not at the top: the scripts import this module before the backend is chosen
+
+    check_noise_kind(kind)
+    if kind == "uniform":
+        return keras.random.uniform(shape, -1.0, 1.0, seed=seed)
+    return keras.random.normal(shape, seed=seed)
 
 
 def noise(generator, count, noise_kind, seed):

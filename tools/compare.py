@@ -1,7 +1,7 @@
 """Several runs side by side: their curves on shared axes, their last grids, and the settings that differ.
 
-    python compare.py out runs/kit                  # -> compare.png (--out to name another file)
-    python compare.py runs/lr_*                     # what changing one setting did
+    python tools/compare.py out runs/kit                  # -> compare.png (--out to name another file)
+    python tools/compare.py runs/lr_*                     # what changing one setting did
 
 The way to learn what a setting does: train twice, changing only it (`--lr`, `--batch`, `--preset`...),
 then compare. compare.png puts the runs' losses, D's accuracies and, where scored, FD on shared axes, one
@@ -9,14 +9,17 @@ colour a run, labelled with what differs between them, and each run's last grid 
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-import cli
-import presets
-import runs
+# Run as `python tools/compare.py`, Python looks for modules in tools/: the lesson and machinery/ are one
+# folder up.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import viz
+from machinery import cli, presets, runs
 
 MAX_RUNS = 6  # a colour and a picture each; more would not read
 # Settings that say how a run was recorded or where, not how it trained: never named as a difference.
@@ -115,7 +118,7 @@ def compare(folders, out):
 
 
 def main(argv=None):
-    p = cli.OneLineParser(prog="compare.py", description="Put runs side by side: curves on shared axes, last "
+    p = cli.OneLineParser(prog="tools/compare.py", description="Put runs side by side: curves on shared axes, last "
                                                          "grids, and the settings that differ.")
     p.add_argument("runs", nargs="+", help=f"run folders written by dcgan.py, 1 to {MAX_RUNS}")
     p.add_argument("--out", default="compare.png", help="picture to write (default: compare.png, here)")

@@ -1,8 +1,8 @@
 """Measure the kit on this machine in one go, as a user would run it, and print one markdown table.
 
-    python measure.py --quick                        # a few minutes on a CPU: a short try of every step
-    python measure.py                                # the used-by command, evaluate.py, then bench.py
-    python measure.py --backend jax --data-dir .data --out runs/measure-gpu
+    python tools/measure.py --quick                        # a few minutes on a CPU: a short try of every step
+    python tools/measure.py                                # the used-by command, evaluate.py, then bench.py
+    python tools/measure.py --backend jax --data-dir .data --out runs/measure-gpu
 
 What it runs, each step its own process (so start-up counts, as it does for a user), the headline first (so
 a measurement cut short, as on a GPU lent for minutes, still has it; each step's time is printed as it ends):
@@ -27,9 +27,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import backends
-import cli
-import runs
+# Run as `python tools/measure.py`, Python looks for modules in tools/: the lesson and machinery/ are one
+# folder up.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from machinery import backends, cli, runs
 
 BENCHED_PRESETS = ("legacy", "kit")
 # The budget of each step: the full measurement, and --quick's. Each can be changed by its own flag.
@@ -111,7 +113,7 @@ def table(device, backend, benches, train, evaluation, command):
 
 
 def main(argv=None):
-    p = cli.OneLineParser(prog="measure.py", description="Measure the kit on this machine: bench.py, the used-by "
+    p = cli.OneLineParser(prog="tools/measure.py", description="Measure the kit on this machine: bench.py, the used-by "
                                                          "command as a whole process, evaluate.py; one table.")
     p.add_argument("--quick", action="store_true",
                    help="a few minutes on a CPU: 8 timed steps x 3 rounds per loop, 1 epoch on 3,200 images, "
@@ -168,7 +170,7 @@ def main(argv=None):
     benches = []
     for preset in BENCHED_PRESETS:
         json_file = out / f"bench_{preset}.json"
-        words = ["bench.py", "--preset", preset, "--batch", "32", "--both-upsamplers", "--steps", str(budget["steps"]),
+        words = ["tools/bench.py", "--preset", preset, "--batch", "32", "--both-upsamplers", "--steps", str(budget["steps"]),
                  "--rounds", str(budget["rounds"]), "--warmup", str(budget["warmup"]), "--json", str(json_file)]
         run_step(f"bench {preset}", words + common + fused, out / f"bench_{preset}.log")
         benches.append(json.loads(json_file.read_text()))
@@ -176,7 +178,7 @@ def main(argv=None):
     device, backend = benches[0]["device"], benches[0]["backend"]
     # bench.py's "jax on GPU (NVIDIA H200)": there the host's speed sets a batch-32 step's pace, so name it too
     device = cpu_name() if "CPU" in device else f"{device.split(' on ', 1)[1]}, host {cpu_name()}"
-    command = cli.command("python", "measure.py", *(sys.argv[1:] if argv is None else argv))
+    command = cli.command("python", "tools/measure.py", *(sys.argv[1:] if argv is None else argv))
     text = table(device, backend, benches, train, evaluation, command)
     (out / "measure.md").write_text(text)
     everything = dict(mode=mode, budget=budget, device=device, backend=backend, benches=benches, train=train,
