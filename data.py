@@ -1,6 +1,6 @@
 """Fashion-MNIST from its four IDX `.gz` files: find them, parse them, scale the pixels.
 
-Bottom floor of the kit: knows files and pixels, nothing of GANs.
+It knows files and pixels, nothing of GANs.
 
 The IDX format (as published with MNIST): two zero bytes, a type code (0x08 = unsigned byte), the number
 of dimensions, then each dimension as a big-endian uint32, then the raw values in C order.

@@ -1,6 +1,6 @@
 """The generator and discriminator builders, and the classic compile + freeze + stack.
 
-Middle floor of the kit. A preset (a row of presets.PRESETS) names one generator builder and one
+A preset (a row of presets.PRESETS) names one generator builder and one
 discriminator builder here; the training loop in dcgan.py reads only the row's fields, never its name.
 Plain Keras 3 layers and ops: the same code runs on TensorFlow, JAX and PyTorch (see machinery/backends.py).
 """
@@ -26,13 +26,14 @@ def upsampling_conv(filters, **kwargs):
 
 # ---- generators: noise (latent,) -> image 28x28x1 in the preset's pixel range -------------------------
 
-def build_legacy_generator(latent, activation):
+def build_legacy_generator(latent, activation, seed_channels=128, channels=64):
+    """System C's G (128 and 64 channels); `seed_channels` and `channels` make it narrower (preset demo)."""
     return keras.Sequential([
         keras.Input((latent,)),
-        layers.Dense(7 * 7 * 128),                                    # z -> 6272
-        layers.Reshape((7, 7, 128)),
+        layers.Dense(7 * 7 * seed_channels),                          # z -> 7*7*128 = 6272
+        layers.Reshape((7, 7, seed_channels)),
         layers.BatchNormalization(),
-        upsampling_conv(64, activation="selu"),                         # 7x7x128 -> 14x14x64
+        upsampling_conv(channels, activation="selu"),                   # 7x7x128 -> 14x14x64
         layers.BatchNormalization(),
         upsampling_conv(1, activation=activation, dtype="float32"),   # 14x14x64 -> 28x28x1
     ], name="generator")
@@ -95,12 +96,12 @@ def seeded_dropout(rate):
     return layers.Dropout(rate, seed=random.randint(1, int(1e9)))
 
 
-def strided_discriminator_layers(leak=0.2, dropout=0.3):
+def strided_discriminator_layers(leak=0.2, dropout=0.3, filters=(64, 128)):
     return [
-        layers.Conv2D(64, 5, strides=2, padding="same"),             # 28x28xC -> 14x14x64
+        layers.Conv2D(filters[0], 5, strides=2, padding="same"),     # 28x28xC -> 14x14x64
         layers.LeakyReLU(leak),
         seeded_dropout(dropout),
-        layers.Conv2D(128, 5, strides=2, padding="same"),            # -> 7x7x128
+        layers.Conv2D(filters[1], 5, strides=2, padding="same"),     # -> 7x7x128
         layers.LeakyReLU(leak),
         seeded_dropout(dropout),
         layers.Flatten(),
@@ -108,8 +109,8 @@ def strided_discriminator_layers(leak=0.2, dropout=0.3):
     ]
 
 
-def build_strided_discriminator(leak=0.2, dropout=0.3):
-    return keras.Sequential([keras.Input(IMAGE_SHAPE), *strided_discriminator_layers(leak, dropout)],
+def build_strided_discriminator(leak=0.2, dropout=0.3, filters=(64, 128)):
+    return keras.Sequential([keras.Input(IMAGE_SHAPE), *strided_discriminator_layers(leak, dropout, filters)],
                             name="discriminator")
 
 
@@ -308,13 +309,7 @@ def build_gan(preset, latent=None, lr=None, jit_compile="auto", dropout=None):
 
 # ---- one step of the classic loop: the two train_on_batch calls -----------------------------------------
 
-def train_on_batch(model, inputs, targets):
-    """How a step trains a model: Keras's train_on_batch. (The fused step, machinery/fused_step.py, passes its
-    own stand-in that computes the same inside one compiled call.)"""
-    return model.train_on_batch(inputs, targets)
-
-
-def train_discriminator(discriminator, images, labels, train=train_on_batch):
+def train_discriminator(discriminator, images, labels):
     """Update D: maximise log D(x) + log(1 - D(G(z))) on a batch of fakes and reals.
 
     Keras 3 does not read `trainable` at compile(). TensorFlow reads it when it first traces the train
@@ -325,19 +320,19 @@ def train_discriminator(discriminator, images, labels, train=train_on_batch):
     """
     discriminator.trainable = True
     try:
-        return train(discriminator, images, labels)
+        return discriminator.train_on_batch(images, labels)
     finally:
         discriminator.trainable = False
 
 
-def train_generator(gan, discriminator, noise, real_labels, train=train_on_batch):
+def train_generator(gan, discriminator, noise, real_labels):
     """Update G through the frozen D: maximise log D(G(z)) by labelling fresh fakes "real"."""
     if discriminator.trainable:  # train_discriminator froze it already; setting it walks every layer again
         discriminator.trainable = False
-    return train(gan, noise, real_labels)
+    return gan.train_on_batch(noise, real_labels)
 
 
-def train_step(discriminator, gan, make_batch, real, real_labels, critic_steps=1, train=train_on_batch):
+def train_step(discriminator, gan, make_batch, real, real_labels, critic_steps=1):
     """One step of the classic loop, on a batch of real images: D's update, then G's.
 
     make_batch(real) -> (D's inputs: G's fakes, then the reals; D's labels: 0 for each fake, 1 for each
@@ -346,16 +341,16 @@ def train_step(discriminator, gan, make_batch, real, real_labels, critic_steps=1
     holds critic_steps batches, before G's one update. Returns ([D's loss, accuracy on reals, on fakes]
     for each D update, G's loss).
 
-    The one GAN step of the kit: the classic loop (machinery/train_step.py) calls it with train_on_batch,
-    the fused step (machinery/fused_step.py) traces it into one compiled call.
+    The one GAN step of the kit: the classic loop calls it (machinery/train_step.py feeds it), and the fused
+    step (machinery/fused_step.py) traces it, whole, into one compiled call.
     """
     d_figures = []
     for part in split_into_batches(real, critic_steps):
         d_inputs, labels, g_inputs = make_batch(part)
         # (1) Update D: maximise log D(x) + log(1 - D(G(z))), reals labelled 1 and fakes 0
-        d_figures.append(train_discriminator(discriminator, d_inputs, labels, train))
+        d_figures.append(train_discriminator(discriminator, d_inputs, labels))
     # (2) Update G: maximise log D(G(z)), through the frozen D, with G's fakes labelled 1 ("real")
-    g_loss = train_generator(gan, discriminator, g_inputs, real_labels, train)
+    g_loss = train_generator(gan, discriminator, g_inputs, real_labels)
     return d_figures, g_loss
 
 

@@ -127,9 +127,10 @@ def main(argv=None):
     shown = [dict(label=WAYS[way], steps=result["steps"], history=[], frame_title=f"G, {WAYS[way].split(':')[0]}",
                   frame=viz.captioned_grid(result["samples"], GRID, GRID, size=400))
              for way, result in results.items() if result["steps"]]  # a refused way has nothing to draw
+    existed = out.exists()
     runs.replace_atomically(out, lambda path: viz.plot_runs(
         path, f"The Keras 3 trap, {backends.current()}, {args.steps} steps", shown))
-    print(f"wrote {out}")
+    print(runs.wrote(out, existed))
     return results
 
 

@@ -1,7 +1,6 @@
 """Arrays to pictures: the sample grid and the training curves, sized to be shown to a room.
 
-Bottom floor of the kit: knows images and plots, nothing of GANs. Matplotlib is imported only to plot, so
-scripts that merely import this module (and print --help) start fast.
+It knows images and plots, nothing of GANs. Matplotlib is imported only to plot, so scripts that merely import this module (and print --help) start fast.
 """
 
 import numpy as np

@@ -1,6 +1,6 @@
 """The generator as it is shown, not as it trains: a moving average of its weights, and settled BatchNorm.
 
-Middle floor of the kit, beside models.py. Neither changes training: both swap values into G for the
+Neither changes training: both swap values into G for the
 length of a `with` block (a picture, a score, a save) and put the trained values back on the way out.
 """
 

@@ -1,6 +1,6 @@
 """Which Keras 3 backend runs the kit (TensorFlow, JAX or PyTorch), chosen once, before Keras is imported.
 
-Bottom floor of the kit. Keras reads KERAS_BACKEND at its first import and cannot switch afterwards, so
+Keras reads KERAS_BACKEND at its first import and cannot switch afterwards, so
 every script that touches Keras parses its flags first, calls use(args.backend), and only then imports
 the modules that import Keras (models.py, steps.py, checkpoints.py, judge.py, ...). The kit's own code
 is the same on every backend (keras.ops, keras.random, Keras variables); where the backends really

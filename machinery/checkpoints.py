@@ -1,6 +1,6 @@
 """Checkpoints of a run that survive interruption: written atomically, resumed exactly, on any backend.
 
-Middle floor of the kit. The tensors (G, D, both optimizers, the fixed noise, G's weight average, and
+The tensors (G, D, both optimizers, the fixed noise, G's weight average, and
 every random state: Dropout's, the batch maker's) go as plain numpy arrays into one `.npz` file, which
 every Keras backend can read; the loop's own position and history go in a small JSON file beside it.
 Each checkpoint is written into a hidden temporary folder and renamed into place only when complete, so a

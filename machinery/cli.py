@@ -1,7 +1,7 @@
 """Command-line plumbing shared by the scripts: argument types, the one-line error, and one script run by
 another as its own process (measure.py, sweep.py).
 
-Bottom floor of the kit. Every wrong input ends as one line on stderr and exit status 2, never a traceback.
+Every wrong input ends as one line on stderr and exit status 2, never a traceback.
 """
 
 import argparse

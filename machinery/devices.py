@@ -1,6 +1,6 @@
 """Several devices: data-parallel training through Keras 3's own keras.distribution (JAX only).
 
-Bottom floor of the kit, beside backends.py. With --devices N the models are built under a DataParallel
+With --devices N the models are built under a DataParallel
 distribution over N local devices: every weight is replicated on each, and every train_on_batch splits its
 global batch along the first axis, N equal parts, one per device (Keras's JAX trainer shards the arrays a
 step trains on; XLA adds up the gradients). The loop itself does not change, and --batch stays the global

@@ -18,6 +18,9 @@ JAX only: the trainer's stateless train_step(state, data) is what makes one call
 other backends keep the classic step.
 """
 
+import contextlib
+import functools
+
 import keras
 import numpy as np
 from keras import ops
@@ -82,12 +85,27 @@ class FusedStep:
     def _step(self, real):
         """models.train_step, the classic loop's own, traced: the batch maker and both train steps inside this
         call. D is unfrozen while its step is traced and frozen for the GAN's, as in the classic loop."""
-        d_figures, g_loss = models.train_step(self.discriminator, self.gan, self.batch_maker, real, self.real_labels,
-                                              self.critic_steps, train=train_in_scope)
+        with train_on_batch_in_scope(self.discriminator, self.gan):
+            d_figures, g_loss = models.train_step(self.discriminator, self.gan, self.batch_maker, real,
+                                                  self.real_labels, self.critic_steps)
         d_loss, acc_real, acc_fake = [ops.mean(ops.stack(column)) for column in zip(*d_figures)]
         if self.average:
             self.average.move_toward_generator()
         return ops.stack([ops.cast(f, "float32") for f in (d_loss, g_loss, acc_real, acc_fake)])
+
+
+@contextlib.contextmanager
+def train_on_batch_in_scope(*models_trained):
+    """Inside the block, each model's train_on_batch(x, y) is train_in_scope(model, x, y): what the classic
+    step's two calls compute, but traceable, so that models.train_step runs unchanged inside one jax.jit.
+    An attribute of the model object itself, set past Keras's attribute tracking, and removed after."""
+    for model in models_trained:
+        object.__setattr__(model, "train_on_batch", functools.partial(train_in_scope, model))
+    try:
+        yield
+    finally:
+        for model in models_trained:
+            object.__delattr__(model, "train_on_batch")
 
 
 def train_in_scope(model, x, y):

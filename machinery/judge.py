@@ -1,6 +1,6 @@
 """The kit's own judge of sample quality: a small Fashion-MNIST classifier and its features.
 
-Middle floor of the kit. Inception-based FID needs 299x299 colour images and downloaded weights; neither
+Inception-based FID needs 299x299 colour images and downloaded weights; neither
 fits 28x28 grayscale on a machine without network, so (as TF-GAN does for MNIST) the kit trains a small
 CNN on the training split and measures generated images with its penultimate-layer features.
 The trained model is committed under judge/ beside a JSON file with its test accuracy and SHA-256, and

@@ -1,6 +1,6 @@
 """Sample-quality figures computed from classifier features and class probabilities (numpy only).
 
-Bottom floor of the kit: arrays in, numbers out; it knows nothing of GANs or of Keras.
+Arrays in, numbers out; it knows nothing of GANs or of Keras.
 Each function names the published idea it follows; all of them compare a set of generated images with a
 set of real ones through the same feature extractor (see judge.py).
 """

@@ -1,6 +1,6 @@
 """The preset table: one row of settings per seed system, and the kit's own. Data only, no Keras.
 
-Middle floor of the kit, beside models.py, which builds the layers a row names. Kept apart so that the
+models.py builds the layers a row names. Kept apart so that the
 scripts can list presets and check their flags before a Keras backend is chosen (see backends.py).
 A preset names one generator builder and one discriminator builder (keys of models.GENERATORS and
 models.DISCRIMINATORS); adding a system means adding a row, and a builder only if its layers are new.
@@ -12,7 +12,8 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from machinery import runs
+import data
+from machinery import cli, runs
 
 NOISE_KINDS = ("normal", "uniform")  # the z distributions a preset (or --noise of sampling.py) can name
 
@@ -187,8 +188,52 @@ def row_problem(preset):
 def read_run_config(folder, remedy, if_missing=None, needs=()):
     """The config.json of the run in `folder`, checked (config_problem); otherwise a runs.RunError, one line
     that ends in what to do: `remedy`, or `if_missing` where the folder holds no run at all."""
-    config = runs.read_config(folder, remedy, if_missing)
+    config = runs.read_config_unchecked(folder, remedy, if_missing)
     problem = config_problem(config, needs)
     if problem:
         raise runs.RunError(f"{Path(folder) / 'config.json'} {problem}; {remedy}")
     return config
+
+
+def picture_layout(preset, grid):
+    """(rows, cols, row labels) of each epoch's picture: grid x grid samples, or for a conditional preset
+    one row per class, named."""
+    if preset.conditional:
+        return preset.classes, grid, list(data.CLASS_NAMES[:preset.classes])
+    return grid, grid, None
+
+
+def parameter_counts(preset, backend=None):
+    """(G's, D's) parameter counts: PARAMETERS's, with no Keras; a preset that table does not know yet
+    (a row of your own) is built to count them, which imports Keras (on `backend`) first."""
+    if preset.name in PARAMETERS:
+        return PARAMETERS[preset.name]
+    from machinery import backends
+
+    backends.use(backend)
+    import models
+
+    generator, discriminator, _ = models.build_models(preset, preset.latent)
+    return generator.count_params(), discriminator.count_params()
+
+
+def print_table(backend=None):
+    """One row per preset: what it builds, how it samples and scales, how it learns."""
+    header = ["preset", "G params", "D params", "latent", "pixels", "G output", "loss", "D dropout", "Adam",
+              "G shown", "batch", "epochs", "grid", "system (docs/systems.md)"]
+    rows = []
+    for preset in PRESETS.values():
+        g_parameters, d_parameters = parameter_counts(preset, backend)
+        rows.append([preset.name, f"{g_parameters:,}", f"{d_parameters:,}",
+                     f"{preset.latent} {preset.noise}" + (" + class" if preset.conditional else ""),
+                     "[{}, {}]".format(*preset.pixel_range),
+                     preset.output_activation,
+                     preset.loss_name,
+                     f"{preset.dropout:g}",
+                     f"lr {preset.lr:g}, beta_1 {preset.beta_1:g}"
+                     + (f", beta_2 {preset.beta_2:g}" if preset.beta_2 != Preset.beta_2 else ""),
+                     f"average {preset.average_decay:g}" if preset.average_decay else "as trained",
+                     str(preset.batch), str(preset.epochs),
+                     "{}x{}".format(*picture_layout(preset, preset.grid)[:2]), preset.system])
+    cli.print_columns(header, rows)
+    return rows

@@ -1,6 +1,6 @@
 """The run folder: what a training run writes, where, and how it is made safe to reuse.
 
-Bottom floor of the kit: files only, nothing of GANs.
+Files only, nothing of GANs.
 
     RUN/config.json  history.csv  steps.csv  images/epoch_NNNN.png  generator.keras  losses.png  dcgan.gif
         images/epoch_NNNN_step_SSSSSS.png (frames within an epoch, --frames-per-epoch)
@@ -27,6 +27,7 @@ RUN_FILES = ["config.json", "history.csv", "steps.csv", "generator.keras", "gene
              "dcgan.gif", "eval.json", "eval.png", "samples.png", "walks.png", "verdicts.png", "verdicts.json",
              "diverged.json"]
 DIVERGED_FILE = "diverged.json"
+EXIT_DIVERGED = 3  # the exit status of a run stopped by a loss that is not a number (its record: DIVERGED_FILE)
 CHECKPOINT_FOLDER = "checkpoints"
 RUN_FOLDERS = ["images", CHECKPOINT_FOLDER]  # removed by --overwrite only when nothing else is in them
 FRAME_PATTERN = "epoch_{:04d}.png"  # the frame at an epoch's end
@@ -127,7 +128,7 @@ def locked(out):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def read_config(folder, remedy, if_missing=None):
+def read_config_unchecked(folder, remedy, if_missing=None):
     """The run's config.json as parsed, unchecked (presets.read_run_config checks it); otherwise a RunError, one
     line that ends in what to do: `remedy`, or `if_missing` (default: `remedy`) where there is no run at all."""
     if not is_run(folder):
@@ -267,3 +268,9 @@ def replace_atomically(path, write):
         temporary.unlink(missing_ok=True)
         raise
     os.replace(temporary, path)
+
+
+def wrote(path, existed):
+    """The line a tool prints once it has written the picture `path` outside a run folder: where a file was
+    there before (`existed`), it says so, so that no earlier picture is replaced without a word."""
+    return f"replaced {path}, made earlier (--out names another file)" if existed else f"wrote {path}"

@@ -1,6 +1,6 @@
 """A strided transposed convolution computed as one ordinary convolution and a pixel shuffle, for JAX.
 
-Middle floor of the kit, beside models.py, which builds G with it where backends.SUBPIXEL_PAYS says so.
+models.py builds G with it where backends.SUBPIXEL_PAYS says so.
 Why: XLA computes the weight gradients of a strided Conv2DTranspose very slowly (JAX writes the layer as
 a convolution over an input dilated with zeros, and XLA's gradient of that is a known blind spot on CPUs
 and GPUs alike: jax-ml/jax#23783, #31662). The same layer can be written without dilation. With stride

@@ -78,8 +78,10 @@ class BatchMaker(keras.Model):
         return keras.random.randint((batch, 1), 0, self.classes, seed=self.seed, dtype="int32")
 
 
-def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", share=(0, 1), critic_steps=1):
-    """step(real_batch) -> (d_loss, g_loss, d_acc_real, d_acc_fake): one D update, then one G update.
+def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", share=(0, 1), critic_steps=1,
+                    average=None):
+    """step(real_batch) -> (d_loss, g_loss, d_acc_real, d_acc_fake): one D update, then one G update, then
+    G's weight average (`average`, an averaging.GeneratorAverage) moves toward G, where the run keeps one.
     real_batch: images, or [images, classes] for a conditional preset.
     `critic_steps` > 1 (WGAN-GP): real_batch holds critic_steps batches, each D's for one update, and G's
     update comes after the last; D's figures are the mean of its updates'.
@@ -116,6 +118,8 @@ def make_train_step(discriminator, gan, batch_maker, batch, jit_compile="auto", 
     def step(real):
         d_figures, g_loss = models.train_step(discriminator, gan, make_batch, real, real_labels, critic_steps)
         d_loss, acc_real, acc_fake = d_figures[0] if critic_steps == 1 else np.mean(d_figures, axis=0)
+        if average:
+            average.update()
         return d_loss, g_loss, acc_real, acc_fake
 
     return step

@@ -79,7 +79,7 @@ def test_keras_cannot_switch_backend_in_a_running_process(capsys):
 
 
 def test_help_names_the_installed_backends():
-    for script in ("dcgan.py", "evaluate.py", "generate.py", "bench.py"):
+    for script in ("dcgan.py", "evaluate.py", "generate.py", "tools/bench.py"):
         out = " ".join(run_script(script, "--help").stdout.split())  # argparse wraps lines
         assert f"installed here: {', '.join(backends.installed())})" in out, script
 
@@ -135,11 +135,12 @@ from pathlib import Path
 import numpy as np
 from machinery import backends
 backends.use(sys.argv[1])
-import keras, dcgan
+import keras
+from machinery.training import build
 from machinery import checkpoints
 run = Path(sys.argv[2])
 config = json.loads((run / "config.json").read_text())
-training = dcgan.build_training(config, "auto")
+training = build(config, "auto")
 last, _, skipped = checkpoints.restore_newest(run, training.checkpoint, backends.current())
 assert not skipped
 with np.load(last / checkpoints.TENSORS_FILE) as saved:

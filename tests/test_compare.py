@@ -28,6 +28,9 @@ def test_two_runs_that_differ_in_lr_are_labelled_by_it(two_runs, tmp_path, capsy
     printed = capsys.readouterr().out
     assert "they differ in: lr (0.001 / 0.0001)" in printed
     assert [line.split()[0] for line in printed.splitlines()[1:3]] == [str(folder) for folder in two_runs]
+    assert printed.splitlines()[-1] == f"wrote {tmp_path / 'lr.png'}"
+    compare.main([str(folder) for folder in two_runs] + ["--out", str(tmp_path / "lr.png")])
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"replaced {tmp_path / 'lr.png'}, made earlier")
 
 
 def test_a_run_without_steps_or_frames_is_drawn_from_its_history(two_runs, tmp_path, capsys):
@@ -41,13 +44,13 @@ def test_a_run_without_steps_or_frames_is_drawn_from_its_history(two_runs, tmp_p
             frame.unlink()
     last_frame.rename(bare / "samples.png")  # a grey picture, as generate.py writes one
     (bare / "images").rmdir()
-    found = compare.read_run(bare)
+    found = compare.run_to_show(bare)
     assert [(row["epoch"], row["step"]) for row in found["steps"]] == [(1, 1), (2, 1)]
     assert found["frame"] == bare / "samples.png"
     compare.main([str(two_runs[0]), str(bare), "--out", str(tmp_path / "c.png")])
     assert "holds no frame" not in capsys.readouterr().out
     (bare / "samples.png").unlink()
-    assert compare.read_run(bare)["frame"] is None
+    assert compare.run_to_show(bare)["frame"] is None
     compare.main([str(two_runs[0]), str(bare), "--out", str(tmp_path / "c.png")])
     assert (tmp_path / "c.png").stat().st_size > 0
     assert f"python generate.py --run {bare} draws samples.png" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import data
 import dcgan
 import make_gif
 import viz
-from machinery import runs
+from machinery import runs, settings
 
 
 def read_history(run):
@@ -120,14 +120,14 @@ def test_frames_are_ordered_by_epoch_number_and_step(tmp_path):
 
 
 def test_auto_frames_animate_a_one_epoch_demo_and_leave_a_long_run_one_an_epoch():
-    assert dcgan.frames_per_epoch("auto", 1, 200) == 10  # the half-minute demo: a frame every 20 steps
-    assert dcgan.frame_steps(10, 200) == list(range(20, 201, 20))
-    assert dcgan.frames_per_epoch("auto", 3, 200) == 4
-    assert dcgan.frames_per_epoch("auto", 10, 1875) == 1  # the used-by command: one an epoch, as always
-    assert dcgan.frames_per_epoch("auto", 1, 30) == 1  # fewer than 20 steps apart would look alike
-    assert dcgan.frames_per_epoch(7, 10, 1875) == 7
-    assert dcgan.frame_steps(3, 4) == [2, 3, 4]
-    assert dcgan.frame_steps(7, 5) == [1, 2, 3, 4, 5]  # more asked than steps: one a step
+    assert settings.frames_per_epoch("auto", 1, 200) == 10  # the half-minute demo: a frame every 20 steps
+    assert settings.frame_steps(10, 200) == list(range(20, 201, 20))
+    assert settings.frames_per_epoch("auto", 3, 200) == 4
+    assert settings.frames_per_epoch("auto", 10, 1875) == 1  # the used-by command: one an epoch, as always
+    assert settings.frames_per_epoch("auto", 1, 30) == 1  # fewer than 20 steps apart would look alike
+    assert settings.frames_per_epoch(7, 10, 1875) == 7
+    assert settings.frame_steps(3, 4) == [2, 3, 4]
+    assert settings.frame_steps(7, 5) == [1, 2, 3, 4, 5]  # more asked than steps: one a step
 
 
 def test_frames_within_an_epoch_go_into_the_gif_and_change_nothing_of_training(tiny_data, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 import dcgan
 import models
-from machinery import presets, sampling
+from machinery import presets, sampling, settings
 from conftest import ROOT
 
 # Parameter counts that the systems write-ups state (docs/systems.md), per preset: (generator, discriminator).
@@ -169,7 +169,7 @@ def test_a_row_of_your_own_is_all_a_new_preset_takes(tmp_path, tiny_data):
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))
 def test_the_config_a_run_of_each_preset_records_passes_the_check(name):
-    config = dcgan.resolve_config(dcgan.parse_args(["--preset", name, "--limit", "64", "--frames-per-epoch", "2"]))
+    config = settings.from_flags(dcgan.parse_args(["--preset", name, "--limit", "64", "--frames-per-epoch", "2"]))
     config.update(devices=1, processes=1, images=64, steps_per_epoch=2, keras="3", backend="jax")  # set at start
     written = json.loads(json.dumps(config))  # as config.json holds it: tuples become lists
     assert presets.config_problem(written, presets.TRAINING_NEEDS) is None

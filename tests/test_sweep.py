@@ -16,7 +16,8 @@ TINY_RUN = ["--epochs", "1", "--batch", "8", "--limit", "32"]
 
 
 def run_sweep(*args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "sweep.py"), *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "sweep.py"), *args], capture_output=True, text=True,
+                          cwd=cwd)
 
 
 def rows(folder):
@@ -34,7 +35,7 @@ def test_a_sweep_trains_each_value_then_grows_keeping_what_it_trained(tiny_data,
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr
     assert rows(out) == [("0.001", 3, True), ("0.0001", 3, True)]  # both runs scored with the judge
     for value in ("0.001", "0.0001"):
-        assert sweep.read_config(out / f"lr_{value}_seed_3")["lr"] == float(value)
+        assert sweep.checked_config(out / f"lr_{value}_seed_3")["lr"] == float(value)
     assert "one seed for some value: no telling the setting from luck" in first.stdout
     assert (out / "sweep.png").stat().st_size > 0 and (out / "logs" / "lr_0.001_seed_3.log").is_file()
     kept = {path: path.stat().st_mtime_ns for path in out.glob("lr_*_seed_3/history.csv")}

@@ -84,7 +84,7 @@ def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tmp_path, tiny_data
 
 def test_the_fakes_shown_are_drawn_by_the_checkpoints_g(tmp_path, tiny_data):
     run = tiny_run(tmp_path, tiny_data, "legacy")
-    config, preset = verdicts.read_run(run)
+    config, preset = verdicts.config_and_preset(run)
     _, _, examples = verdicts.verdicts(run, config, preset, 16, seed=0)
     assert examples[0][1].std() > 0  # trained weights: fakes that differ
     rewrite_newest_checkpoint(run, "legacy", 0.0)
@@ -109,7 +109,7 @@ def test_the_averaged_fakes_are_drawn_by_the_checkpoints_weight_average(tmp_path
     edit_newest_checkpoint(run, average_drawing_zeros)
 
     monkeypatch.setattr(verdicts, "scores_of", mean_pixel)
-    config, preset = verdicts.read_run(run)
+    config, preset = verdicts.config_and_preset(run)
     report, scores, _ = verdicts.verdicts(run, config, preset, 16, seed=0)
     assert np.all(scores["fakes_of_average"] == 0.0)
     assert np.all(scores["fakes"] != 0.0)  # the G that trained, untouched
@@ -125,7 +125,7 @@ def test_by_class_groups_each_sets_verdicts_by_the_class_of_its_images(tmp_path,
     run = tiny_run(tmp_path, tiny_data, "legacy")
     monkeypatch.setattr(verdicts, "scores_of", mean_pixel)
     monkeypatch.setattr(verdicts, "judged_classes", lambda fakes, preset, bar=None: np.arange(len(fakes)) % 10)
-    config, preset = verdicts.read_run(run)
+    config, preset = verdicts.config_and_preset(run)
     report, scores, _ = verdicts.verdicts(run, config, preset, 30, seed=0)
     assert report["fakes_classed_by"] == "the judge"
     test_classes = verdicts.judged_images(config, tiny_data, 30, seed=0)["test"][1]
@@ -153,7 +153,7 @@ def test_a_conditional_runs_fakes_are_classed_by_the_class_g_was_asked_for(tmp_p
 
     monkeypatch.setattr(verdicts, "make_fakes", make_fakes_and_keep_the_classes)
     monkeypatch.setattr(verdicts, "judged_classes", no_judge)
-    config, preset = verdicts.read_run(run)
+    config, preset = verdicts.config_and_preset(run)
     report, _, _ = verdicts.verdicts(run, config, preset, 40, seed=0)
     assert report["fakes_classed_by"] == "the class asked"
     counts = [row["fakes"]["images"] for row in report["by_class"]]

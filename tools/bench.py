@@ -125,13 +125,10 @@ def prepare(kind, preset, batch, steps, seed, precision, xla, flip_upsampler=Fal
             return fused(keras.ops.take(on_device, indices[i], axis=0))
         step.gan_variables = gan_variables
         return step
-    fast = train_step.make_train_step(discriminator, gan, batch_maker, batch, jit_compile)
+    fast = train_step.make_train_step(discriminator, gan, batch_maker, batch, jit_compile, average=average)
 
     def step(i):
-        losses = fast(keras.ops.take(on_device, indices[i], axis=0))
-        if average:
-            average.update()
-        return losses
+        return fast(keras.ops.take(on_device, indices[i], axis=0))
     calls = {"batch maker": (batch_maker, "make"), "D": (discriminator, "train_on_batch"),
              "GAN": (gan, "train_on_batch")}
     step.calls = clock_calls({**calls, "G's average": (average, "update")} if average else calls)

@@ -28,7 +28,7 @@ NOT_A_DIFFERENCE = ("system", "data_dir", "keras", "backend_version", "picture_s
 FLAGS_FIRST = ("preset", "lr", "batch", "latent", "average_decay", "precision", "epochs", "limit", "seed", "backend")
 
 
-def read_run(folder):
+def run_to_show(folder):
     """A run folder -> dict(folder, config, steps, history, frame path or None); RunError if it holds no
     trained epoch."""
     train_first = cli.command("python", "dcgan.py", "--out", folder)
@@ -92,7 +92,7 @@ def print_table(rows, differing):
 
 
 def compare(folders, out):
-    found = [read_run(folder) for folder in folders]
+    found = [run_to_show(folder) for folder in folders]
     differing = differences([run["config"] for run in found])
     runs.check_writable(out.parent, named=f"{out.parent} (for {out.name})")
     shown = []
@@ -111,9 +111,10 @@ def compare(folders, out):
                           critic=presets.trains_a_critic(run["config"])))
     names = first_the_flags(differing)
     what = ", ".join(names[:4]) + (", …" if len(names) > 4 else "") if names else "same settings"
+    existed = out.exists()
     runs.replace_atomically(out, lambda path: viz.plot_runs(path, f"{len(found)} runs ({what})", shown))
     print_table(summary_rows(found), differing)
-    print(f"wrote {out}")
+    print(runs.wrote(out, existed))
     return dict(differences=differing, picture=out)
 
 

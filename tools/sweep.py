@@ -129,7 +129,7 @@ def claim_folder(args):
     runs.replace_atomically(record, lambda path: path.write_text(json.dumps(shared, indent=2) + "\n"))
 
 
-def read_config(folder):
+def checked_config(folder):
     """A run's checked config.json; one that cannot be used stops the sweep with what to do."""
     return presets.read_run_config(folder, f"delete {folder} and give the same command: the sweep trains it again")
 
@@ -141,7 +141,7 @@ def state_of(folder):
         return "new"
     if runs.read_diverged(folder):
         return "diverged"
-    history, config = runs.read_history(folder), read_config(folder)
+    history, config = runs.read_history(folder), checked_config(folder)
     if config.get("epochs") and len(history) >= config["epochs"]:
         return "done"
     return "resume" if runs.complete_checkpoints(folder) else "new"
@@ -182,7 +182,7 @@ def result_of(folder):
     last, scored = (history or [{}])[-1], [row for row in history if row.get("fd") is not None]
     frames = runs.frames_in_epoch_order(folder / "images")
     epochs = last.get("epoch", 0)
-    return dict(epochs=epochs, finished=not diverged and epochs >= read_config(folder).get("epochs", 0),
+    return dict(epochs=epochs, finished=not diverged and epochs >= checked_config(folder).get("epochs", 0),
                 diverged=f"epoch {diverged['epoch']}, step {diverged['step']}" if diverged else "",
                 fd=scored[-1]["fd"] if scored else None, fd_epoch=scored[-1]["epoch"] if scored else None,
                 classes_covered=scored[-1]["classes_covered"] if scored else None,

@@ -57,7 +57,7 @@ def add_flags(parser):
     backends.add_flag(parser)
 
 
-def read_run(run):
+def config_and_preset(run):
     """(the run's config, its preset), or a one-line error before Keras's import: no run, an unreadable
     config, or no checkpoint to take D from."""
     try:
@@ -235,7 +235,7 @@ def main(argv=None):
     add_flags(p)
     args = p.parse_args(argv)
     run = Path(args.run)
-    config, preset = read_run(run)  # before Keras's import: a wrong --run is told at once
+    config, preset = config_and_preset(run)  # before Keras's import: a wrong --run is told at once
     try:
         if args.data_dir:
             data.find_data_dir_before_keras(args.data_dir)
