@@ -26,14 +26,13 @@ def upsampling_conv(filters, **kwargs):
 
 # ---- generators: noise (latent,) -> image 28x28x1 in the preset's pixel range -------------------------
 
-def build_legacy_generator(latent, activation, seed_channels=128, channels=64):
-    """System C's G (128 and 64 channels); `seed_channels` and `channels` make it narrower (preset demo)."""
+def build_legacy_generator(latent, activation):
     return keras.Sequential([
         keras.Input((latent,)),
-        layers.Dense(7 * 7 * seed_channels),                          # z -> 7*7*128 = 6272
-        layers.Reshape((7, 7, seed_channels)),
+        layers.Dense(7 * 7 * 128),                                    # z -> 6272
+        layers.Reshape((7, 7, 128)),
         layers.BatchNormalization(),
-        upsampling_conv(channels, activation="selu"),                   # 7x7x128 -> 14x14x64
+        upsampling_conv(64, activation="selu"),                         # 7x7x128 -> 14x14x64
         layers.BatchNormalization(),
         upsampling_conv(1, activation=activation, dtype="float32"),   # 14x14x64 -> 28x28x1
     ], name="generator")
@@ -96,12 +95,12 @@ def seeded_dropout(rate):
     return layers.Dropout(rate, seed=random.randint(1, int(1e9)))
 
 
-def strided_discriminator_layers(leak=0.2, dropout=0.3, filters=(64, 128)):
+def strided_discriminator_layers(leak=0.2, dropout=0.3):
     return [
-        layers.Conv2D(filters[0], 5, strides=2, padding="same"),     # 28x28xC -> 14x14x64
+        layers.Conv2D(64, 5, strides=2, padding="same"),             # 28x28xC -> 14x14x64
         layers.LeakyReLU(leak),
         seeded_dropout(dropout),
-        layers.Conv2D(filters[1], 5, strides=2, padding="same"),     # -> 7x7x128
+        layers.Conv2D(128, 5, strides=2, padding="same"),            # -> 7x7x128
         layers.LeakyReLU(leak),
         seeded_dropout(dropout),
         layers.Flatten(),
@@ -109,8 +108,8 @@ def strided_discriminator_layers(leak=0.2, dropout=0.3, filters=(64, 128)):
     ]
 
 
-def build_strided_discriminator(leak=0.2, dropout=0.3, filters=(64, 128)):
-    return keras.Sequential([keras.Input(IMAGE_SHAPE), *strided_discriminator_layers(leak, dropout, filters)],
+def build_strided_discriminator(leak=0.2, dropout=0.3):
+    return keras.Sequential([keras.Input(IMAGE_SHAPE), *strided_discriminator_layers(leak, dropout)],
                             name="discriminator")
 
 
