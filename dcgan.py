@@ -168,8 +168,8 @@ def train_epochs(training, at, interrupt):
                 training.mid_epoch_frame(at)
             with interrupt.printing():  # (a reader of the output that has gone, `| head`, counts as Ctrl-C)
                 bar.show(step, at.means())
-            if interrupt.received:  # Ctrl-C or a kill: a checkpoint of this step, then exit
-                training.save_and_stop(at, interrupt.received, bar)
+            if interrupt.received and at.step < training.steps:  # Ctrl-C or a kill: a checkpoint, then exit
+                training.save_and_stop(at, interrupt.received, bar)  # (at an epoch's last step: after its end)
         bar.close()
         row = training.end_epoch(at)  # its frame, its history row, and its scores and checkpoint when due
         with interrupt.printing():

@@ -147,6 +147,30 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_kept(tiny_data, tmp_path, 
     assert runs.read_diverged(run) is None  # this try got past it: the record was of the last one
 
 
+def test_ctrl_c_in_an_epoch_s_last_step_keeps_that_epoch_s_row(tiny_data, tmp_path, capsys, monkeypatch):
+    """Ctrl-C during the last step of epoch 1 (4 steps of 8): the epoch ends as usual, its row, frame and step
+    rows written, and the run stops after epoch 2's first step, saved there; resumed, it writes every row once."""
+    run, calls, real_step = tmp_path / "run", {"n": 0}, models.train_generator
+
+    def ctrl_c_at_step_4(*args):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*args)
+
+    monkeypatch.setattr(models, "train_generator", ctrl_c_at_step_4)
+    with pytest.raises(SystemExit) as e:
+        dcgan.main(run_args(tiny_data, run, "--epochs", "3"))
+    assert e.value.code == dcgan.EXIT_INTERRUPTED and "interrupted (SIGINT)" in capsys.readouterr().err
+    assert checkpoints._position(checkpoints.latest(run)) == (2, 1)
+    assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1"]
+    assert (run / "images" / "epoch_0001.png").is_file()
+    monkeypatch.setattr(models, "train_generator", real_step)
+    dcgan.main(["--resume", "--out", str(run), "--data-dir", str(tiny_data)])
+    assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2", "3"]
+    assert [(row["epoch"], row["step"]) for row in runs.read_steps(run)] == [(e, s) for e in (1, 2, 3) for s in (1, 2, 3, 4)]
+
+
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_a_damaged_generator_file_is_made_again_from_the_checkpoint_at_resume(tiny_data, tmp_path, monkeypatch,
                                                                               damage):
