@@ -95,7 +95,7 @@ def main(argv=None):
 def train(args, started, data_read=None):
     """Check all that can be checked before anything is written, then train with the run folder locked.
     `started`: time.perf_counter() when the script began, for the closing line's total; `data_read`: what
-    check_and_read_first found, if anything."""
+    preflight.check_and_read_first found, if anything."""
     out = Path(args.out)
     # Before JAX touches a device: a run of several processes starts its distributed runtime first.
     processes = devices.start_processes(args.processes, args.process_index, args.coordinator, backends.current())

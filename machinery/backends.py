@@ -2,7 +2,7 @@
 
 Keras reads KERAS_BACKEND at its first import and cannot switch afterwards, so
 every script that touches Keras parses its flags first, calls use(args.backend), and only then imports
-the modules that import Keras (models.py, steps.py, checkpoints.py, judge.py, ...). The kit's own code
+the modules that import Keras (models.py, train_step.py, checkpoints.py, judge.py, ...). The kit's own code
 is the same on every backend (keras.ops, keras.random, Keras variables); where the backends really
 differ (finding a GPU, what XLA and bfloat16 cost), one function here says so.
 """

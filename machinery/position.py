@@ -1,6 +1,7 @@
 """Where dcgan.py's loop stands: the epoch in progress, the steps done in it, what they added up to, and the
-rows of history.csv and steps.csv so far. A checkpoint keeps all of it besides the models, so a resumed run
-goes on exactly where the interrupted one stopped.
+rows of history.csv and steps.csv so far. A checkpoint keeps what the folder's files do not (the epoch, the
+step, the sums, the shuffling state, the history and the epoch's own step rows), so a resumed run goes on
+exactly where the interrupted one stopped; resume.py reads the finished epochs' steps back from steps.csv.
 """
 
 import contextlib
@@ -13,8 +14,7 @@ FIGURES = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
 
 
 class Position:
-    """Where the loop stands, and what the epoch in progress has added up so far: all a checkpoint keeps of
-    the loop besides the models."""
+    """Where the loop stands, and what the epoch in progress has added up so far."""
 
     def __init__(self, epoch=1, step=0, sums=(0, 0, 0, 0), seconds_before=0.0, history=(), step_rows=(),
                  epoch_step_rows=(), diverged_at=None):

@@ -1,6 +1,6 @@
 """What the training loop shows while it runs, wherever its output goes.
 
-Bottom floor of the kit, nothing of Keras. On a terminal: tqdm's live bar for the epoch in progress, which
+Nothing of Keras. On a terminal: tqdm's live bar for the epoch in progress, which
 gives way to one line when the epoch ends. Anywhere else (`> log 2>&1`, a notebook cell, CI, a scheduler):
 no bar, whose carriage-return updates would pile up into one endless line, but a line every
 `every_seconds` within a long epoch and the same one line at each epoch's end.

@@ -27,7 +27,7 @@ class Recorder:
         self.preset = presets.PRESETS[config["preset"]]
         self.backend = backends.current()
         self.save_generator = GeneratorSaver(parts.generator).save
-        self.scorer = None
+        self.scorer = self.eval_noise = self.memory_check = None  # --eval-every's: score_every_few_epochs
 
     def as_shown(self, settle_samples=averaging.SETTLE_SAMPLES):
         """G as the pictures and files show it, inside the block."""

@@ -15,8 +15,8 @@ from machinery import backends, cli, devices, presets, runs
 # Upper bounds of the size flags: far past any preset (latent 128, batch 256, 300 epochs), and short of a
 # typo's cost (--latent 100000 on 320 images took 3.4 minutes, 15.5 GB of memory and 9.4 GB of files).
 MAX_EPOCHS, MAX_BATCH, MAX_LATENT = 10_000, 60_000, 1024
-# Settings a resumed run must share with the run it continues; --epochs, --data-dir, --xla, --backend and
-# the recording settings below may change between the two.
+# Settings a resumed run must share with the run it continues; --epochs, --data-dir, --xla, --backend,
+# --devices, --processes, --fused-step and the recording settings below may change between the two.
 FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "dropout", "seed", "limit", "precision", "average_decay")
 # What a run measures and saves, with the flags' defaults: how often it scores and checkpoints, and how its
 # pictures look, never how a step trains. config.json records the run's own, which a resumed run keeps

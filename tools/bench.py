@@ -115,7 +115,7 @@ def prepare(kind, preset, batch, steps, seed, precision, xla, flip_upsampler=Fal
                                         preset.fakes_in_training_mode)
     on_device = keras.ops.convert_to_tensor(images)
 
-    # A preset that shows G's weight average (kit) updates it after every step in dcgan.py: so here too.
+    # A preset that shows G's weight average (kit) updates it after every step, in dcgan.py's step: so here too.
     average = averaging.GeneratorAverage(generator, preset.average_decay) if preset.average_decay else None
     if kind == "fused":  # dcgan.py --fused-step: the same three parts and the average, one compiled call
         from machinery import fused_step
