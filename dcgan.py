@@ -17,14 +17,10 @@ fast (checks before the slow import, resume, checkpoints, frames, scoring, sever
 step) lives in machinery/, called by name. Everything lands in one run folder (--out, default out/).
 """
 
-import contextlib
-import os
-import tempfile
 import time
-from pathlib import Path
 
 import data
-from machinery import backends, cli, devices, interrupts, preflight, presets, runs, settings
+from machinery import backends, cli, interrupts, launch, preflight, presets, runs, settings
 
 # Where output is not a terminal (a log file, a notebook, CI), tqdm's bar is off and a line of progress is
 # printed at most this often within an epoch, besides the line at each epoch's end.
@@ -81,7 +77,8 @@ def main(argv=None):
     try:
         data_read = preflight.check_and_read_first(args)
         backends.use(args.backend)
-        return train(args, started, data_read)
+        with launch.run_folder(args, data_read) as run:  # settings settled, processes started, the folder held
+            return train(run, started)
     except (data.DataError, runs.RunError) as e:  # runs.RunError includes checkpoints.CheckpointError
         cli.fail(str(e))
     except Exception as e:
@@ -92,60 +89,20 @@ def main(argv=None):
         cli.fail("interrupted before training started; nothing to save", status=EXIT_INTERRUPTED)
 
 
-def train(args, started, data_read=None):
-    """Check all that can be checked before anything is written, then train with the run folder locked.
-    `started`: time.perf_counter() when the script began, for the closing line's total; `data_read`: what
-    preflight.check_and_read_first found, if anything."""
-    out = Path(args.out)
-    # Before JAX touches a device: a run of several processes starts its distributed runtime first.
-    processes = devices.start_processes(args.processes, args.process_index, args.coordinator, backends.current())
-    config = settings.for_resume(args, out) if args.resume else settings.from_flags(args)
-    if processes.count > 1:  # every process must draw the same stream: process 0's seed, if none was given
-        config["seed"] = devices.same_everywhere(config["seed"])
-    # Per invocation, not kept by --resume: a run may go on with another number of devices (or machine).
-    config["devices"] = devices.resolve(args.devices, backends.current(), config["batch"], processes)
-    config["processes"] = processes.count
-    if data_read is None:  # in none of the usual places before the backend was chosen: downloaded now, by Keras
-        data_dir = data.find_data_dir(args.data_dir)
-        data_read = (data_dir, *data.load_split("train", data_dir, config["limit"]))
-    data_dir, images, classes = data_read
-    # Again: the data may have been downloaded only now
-    preflight.check_batch_fits(config["batch"], images, presets.PRESETS[config["preset"]].critic_steps)
-    if processes.index > 0:
-        return train_as_other_process(out, args, config, images, classes, data_dir, processes, started)
-    with runs.locked(out):
-        if args.overwrite:
-            runs.clear_run(out)
-        return build_and_train(out, out, args, config, images, classes, data_dir, started, processes)
-
-
-def train_as_other_process(out, args, config, images, classes, data_dir, processes, started):
-    """Process 1, 2, ... of a run of several: the same loop as process 0, every Keras call included (a step
-    runs on the devices of all processes at once), reading --out to resume, but writing its copies of the
-    run's files into a scratch folder removed at the end, and printing nothing: process 0 writes and tells."""
-    print(f"process {processes.index} of {processes.count}: training; process 0 writes {out} and shows the "
-          "progress")
-    with tempfile.TemporaryDirectory(prefix=f"dcgan-process-{processes.index}-") as scratch, \
-            open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-        return build_and_train(out, Path(scratch), args, config, images, classes, data_dir, started, processes)
-
-
-def build_and_train(out, write_to, args, config, images, classes, data_dir, started,
-                    processes=devices.ONE_PROCESS):
-    """Build the models, start (or resume) the run, train it, draw its curves. `write_to`: the run folder, or
-    a scratch folder in processes 1, 2, ... of several; `classes`: the images' class indices, which a
-    conditional preset trains on."""
+def train(run, started):
+    """Build the models, start (or resume) the run, train it, draw its curves. `run`: what launch.run_folder
+    settled (the folder, the settings, the images); `started`: time.perf_counter() when the script began."""
     from machinery.training import Training  # it imports Keras: here, after main() chose the backend
 
-    training = Training(out, write_to, args, config, images, classes, data_dir, processes)
+    training = Training(run)
     at = training.start()  # where the loop starts: epoch 1, or the resumed checkpoint's epoch and step
     with interrupts.StopOnInterrupt() as interrupt:
         train_epochs(training, at, interrupt)
     training.record.save_curves(at)
-    scored = ", scoring" if config["eval_every"] else ""
+    scored = ", scoring" if run.config["eval_every"] else ""
     print(f"done: {len(at.history)} epoch(s), {time.perf_counter() - started:.0f} s in all (start-up, training, "
-          f"pictures{scored}); outputs in {out}/ "
-          "(next: " + "; ".join(cli.command("python", script, "--run", out)
+          f"pictures{scored}); outputs in {run.out}/ "
+          "(next: " + "; ".join(cli.command("python", script, "--run", run.out)
                                 for script in ("make_gif.py", "generate.py", "tools/verdicts.py", "evaluate.py")) + ")")
     return at.history
 

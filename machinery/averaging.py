@@ -43,7 +43,8 @@ class GeneratorAverage:
 
     def move_toward_generator(self):
         """After each of G's steps: the average moves toward G's weights. Op by op: the classic step
-        (train_step.make_train_step) calls self.update, this compiled; fused_step.py calls it inside its own compiled step."""
+        (train_step.make_train_step) calls self.update, this compiled; fused_step.py calls it inside its own
+        compiled step."""
         self.updates.assign(self.updates + 1)
         t = ops.cast(self.updates, "float32")
         decay = ops.minimum(self.decay, (1.0 + t) / (10.0 + t))

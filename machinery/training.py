@@ -16,8 +16,8 @@ import numpy as np
 import data
 import models
 from machinery import (
-    averaging, backends, checkpoints, cli, devices, judge, presets, progress, recording, resume, runs, sampling, settings,
-    train_step)
+    averaging, backends, checkpoints, cli, devices, judge, presets, progress, recording, resume, runs, sampling,
+    settings, train_step)
 from machinery.position import Position
 
 
@@ -58,11 +58,13 @@ def build(config, jit_compile, processes=devices.ONE_PROCESS, fused=False):
 
 
 class Training:
-    """One process's training of the run in `out`, writing into `write_to` (the run folder, which this
-    process holds; a scratch folder in processes 1, 2, ... of several). The loop in dcgan.py calls it."""
+    """One process's training of a run (launch.run_folder's), writing into its write_to (the run folder, which
+    this process holds; a scratch folder in processes 1, 2, ... of several). The loop in dcgan.py calls it."""
 
-    def __init__(self, out, write_to, args, config, images, classes, data_dir, processes=devices.ONE_PROCESS):
-        self.out, self.args, self.config, self.processes = out, args, config, processes
+    def __init__(self, run):
+        self.out, self.args, self.config, self.processes = run.out, run.args, run.config, run.processes
+        args, config, processes, write_to = run.args, run.config, run.processes, run.write_to
+        images, classes, data_dir = run.images, run.classes, run.data_dir
         self.preset = preset = presets.PRESETS[config["preset"]]
         # A step is one G update, on batch real images, or for WGAN-GP critic_steps batches (one per D update).
         # The remainder is dropped: one batch shape, one traced train function.

@@ -168,7 +168,8 @@ def test_ctrl_c_in_an_epoch_s_last_step_keeps_that_epoch_s_row(tiny_data, tmp_pa
     monkeypatch.setattr(models, "train_generator", real_step)
     dcgan.main(["--resume", "--out", str(run), "--data-dir", str(tiny_data)])
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2", "3"]
-    assert [(row["epoch"], row["step"]) for row in runs.read_steps(run)] == [(e, s) for e in (1, 2, 3) for s in (1, 2, 3, 4)]
+    every_step = [(epoch, step) for epoch in (1, 2, 3) for step in (1, 2, 3, 4)]
+    assert [(row["epoch"], row["step"]) for row in runs.read_steps(run)] == every_step
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
