@@ -37,7 +37,8 @@ def distance(before, after):
 
 
 def train_one_way(way, images, steps, batch, seed):
-    """`steps` steps of the classic loop, D's step taken `way`. Returns dict(steps (rows as steps.csv's),
+    """`steps` steps of the classic loop, D's step taken `way`: a deliberate variant of models.train_step, written
+    out here so that the Keras 2 way can stand beside the kit's. Returns dict(steps (rows as steps.csv's),
     d_moved, samples (uint8 grid images), refused (the error of a backend that will not take the step))."""
     import keras
 
@@ -51,7 +52,7 @@ def train_one_way(way, images, steps, batch, seed):
     d_before, rows, refused = weights_of(discriminator), [], None
     for step in range(steps):
         real = images[rng.integers(0, len(images), batch)]
-        fakes = generator.predict_on_batch(rng.normal(size=(batch, PRESET.latent)).astype("float32"))
+        fakes = generator.predict_on_batch(sampling.noise_on_host(PRESET.noise, batch, PRESET.latent, rng))
         pair = np.concatenate([real, np.asarray(fakes)])
         try:
             if way == "keras2":  # as the article's Keras 2 code: D was frozen once, in build_gan
@@ -61,7 +62,7 @@ def train_one_way(way, images, steps, batch, seed):
         except ValueError as e:  # JAX: D's optimizer was built over weights that a frozen D no longer has
             refused = f"{type(e).__name__}: {str(e).splitlines()[0]}"
             break
-        noise = rng.normal(size=(batch, PRESET.latent)).astype("float32")
+        noise = sampling.noise_on_host(PRESET.noise, batch, PRESET.latent, rng)
         g_loss = models.train_generator(gan, discriminator, noise, np.ones((batch, 1), "float32"))
         rows.append(dict(epoch=1, step=step + 1, d_loss=float(d_loss), g_loss=float(g_loss),
                          d_acc_real=float(acc_real), d_acc_fake=float(acc_fake)))

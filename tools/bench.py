@@ -49,7 +49,8 @@ FULL_EPOCH = 60_000
 
 
 def naive_step_function(generator, discriminator, gan, batch, preset, images):
-    """The seed article's step, line for line in spirit: everything rebuilt on the host every step."""
+    """The seed article's step, line for line in spirit: everything rebuilt on the host every step. A deliberate
+    variant of models.train_step (the same two calls, fed the slow way), kept to time against it."""
     import keras
     import models
 
