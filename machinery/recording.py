@@ -63,9 +63,8 @@ class Recorder:
     def save_frame(self, epoch, step):
         """The grid of the fixed noise after `step` steps of `epoch`; call with G as shown."""
         rows, cols, row_labels = presets.picture_layout(self.preset, self.config["grid"])
-        samples = sampling.draw(self.parts.generator, keras.ops.convert_to_numpy(self.parts.fixed_noise),
-                                self.preset.pixel_range,
-                                self.parts.fixed_classes)
+        fixed_noise = keras.ops.convert_to_numpy(self.parts.fixed_noise)
+        samples = sampling.draw(self.parts.generator, fixed_noise, self.preset.pixel_range, self.parts.fixed_classes)
         epochs, steps = self.config["epochs"], self.steps
         caption = f"epoch {epoch} of {epochs}" + (f", step {step} of {steps}" if step < steps else "")
         if epoch > 1 or step == steps:  # steps in all, where the caption does not already say
