@@ -12,7 +12,7 @@ for every batch of real images, one step (models.train_step):
 A grid of samples from one fixed noise batch is drawn every epoch (several times in a short run), so the
 frames compare and make_gif.py stitches them into an animation.
 
-Read it top to bottom: the command line, main, then the loop (train_epochs). What keeps a run safe and
+Read it top to bottom: the command line, main, train, then the loop (train_epochs). What keeps a run safe and
 fast (checks before the slow import, resume, checkpoints, frames, scoring, several processes, the fused
 step) lives in machinery/, called by name. Everything lands in one run folder (--out, default out/).
 """
