@@ -1,6 +1,7 @@
 """Arrays to pictures: the sample grid and the training curves, sized to be shown to a room.
 
-It knows images and plots, nothing of GANs. Matplotlib is imported only to plot, so scripts that merely import this module (and print --help) start fast.
+It knows images and plots, nothing of GANs. Matplotlib is imported only to plot, so scripts that merely
+import this module (and print --help) start fast.
 """
 
 import numpy as np

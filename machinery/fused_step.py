@@ -6,9 +6,9 @@ arithmetic is nothing; what a step costs is the calls: each train_on_batch gathe
 touches, hands them to its compiled function, assigns each one back and waits for its loss, 2.6 ms a call
 on the H200's host (docs/speed.md), 99 s of a 10-epoch run before anything is computed.
 
-Here the same step, models.train_step, is traced inside one jax.jit: the batch maker, then D's own Keras train step (the
-function train_on_batch compiles; its metrics reset first, as train_on_batch does), with D trainable while
-it is traced, then the GAN's, with D frozen, then G's weight average. The variables' values stay on the
+Here the same step, models.train_step, is traced inside one jax.jit: the batch maker, then D's own Keras
+train step (the function train_on_batch compiles; its metrics reset first, as train_on_batch does), with D
+trainable while it is traced, then the GAN's, with D frozen, then G's weight average. The variables' values stay on the
 device between steps, in this object; the Keras variables get them back (sync) only when something else
 reads them: a frame, a checkpoint, the end of an epoch. Same math, same random streams, same checkpoint:
 a run may switch between the two steps at any resume; their losses agree to float32 rounding (XLA fuses
@@ -36,7 +36,7 @@ class FusedStep:
         import jax
 
         self.discriminator, self.gan, self.batch_maker = discriminator, gan, batch_maker
-        self.batch, self.critic_steps, self.average = batch, critic_steps, average
+        self.critic_steps, self.average = critic_steps, average
         self.real_labels = ops.ones((batch, 1))  # G's step calls its fakes "real"
         # D's accuracy metrics make their variables at their first update, which train_on_batch does first
         # thing; here one update on a tiny batch makes them now: a traced step must not create variables.

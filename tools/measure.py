@@ -170,8 +170,9 @@ def main(argv=None):
     benches = []
     for preset in BENCHED_PRESETS:
         json_file = out / f"bench_{preset}.json"
-        words = ["tools/bench.py", "--preset", preset, "--batch", "32", "--both-upsamplers", "--steps", str(budget["steps"]),
-                 "--rounds", str(budget["rounds"]), "--warmup", str(budget["warmup"]), "--json", str(json_file)]
+        words = ["tools/bench.py", "--preset", preset, "--batch", "32", "--both-upsamplers",
+                 "--steps", str(budget["steps"]), "--rounds", str(budget["rounds"]), "--warmup", str(budget["warmup"]),
+                 "--json", str(json_file)]
         run_step(f"bench {preset}", words + common + fused, out / f"bench_{preset}.log")
         benches.append(json.loads(json_file.read_text()))
 
