@@ -1,0 +1,72 @@
+"""lesson.ipynb, executed top to bottom as Jupyter would (nbclient, a real kernel) on a small budget, under
+the backend of this test run (the kernel inherits $KERAS_BACKEND), and its run folder handed to dcgan.py."""
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import data
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "lesson.ipynb"
+
+
+def budget_cell_index(notebook):
+    """The cell tagged "parameters" (papermill's convention): the one a teacher edits, and a test overrides."""
+    tagged = [i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, "lesson.ipynb must have exactly one cell tagged 'parameters', its budget"
+    return tagged[0]
+
+
+def test_the_committed_notebook_holds_no_outputs_so_its_diffs_stay_readable():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+    budget = notebook.cells[budget_cell_index(notebook)].source
+    for name in ("EPOCHS", "LIMIT", "BATCH", "SEED", "HAND_STEPS", "RUN", "JUDGE_SAMPLES"):
+        assert f"\n{name} = " in "\n" + budget, f"the budget cell no longer sets {name}"
+
+
+@pytest.fixture
+def real_data_dir():
+    try:
+        return data.find_data_dir(allow_download=False)
+    except data.DataError:
+        pytest.skip("real Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+
+
+def test_the_lesson_runs_top_to_bottom_and_leaves_a_run_the_scripts_take(tmp_path, real_data_dir, monkeypatch):
+    import dcgan
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    run = tmp_path / "lesson_run"
+    small_budget = (f"EPOCHS, LIMIT, BATCH, HAND_STEPS, JUDGE_SAMPLES = 1, 320, 32, 3, 100\n"
+                    f"RUN = {str(run)!r}")
+    notebook.cells.insert(budget_cell_index(notebook) + 1, nbformat.v4.new_code_cell(small_budget))
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(real_data_dir))  # the kernel inherits this process's environment
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    client.execute()  # a cell that raises fails the test (nbclient's CellExecutionError)
+
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    printed = "".join(output.get("text", "") for output in outputs if output.output_type == "stream")
+    pictures = [output for output in outputs if "image/png" in output.get("data", {})
+                or "image/gif" in output.get("data", {})]
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    assert f"on {backend}" in printed                       # the cell that says which backend runs
+    assert "step 3: D's loss" not in printed                # printed every 20 hand steps only
+    # real images, G after the hand steps, each frame, the GIF and losses, samples and walks, the judge's picture
+    frames = sorted((run / "images").glob("*.png"))
+    assert frames and len(pictures) >= 2 + len(frames) + 2 + 2 + 1
+    for made in ("config.json", "generator.keras", "dcgan.gif", "losses.png", "samples.png", "walks.png", "eval.json"):
+        assert (run / made).is_file(), made
+    assert f"{run}: FD " in printed and "pretrained/kit: FD " in printed
+    assert json.loads((run / "eval.json").read_text())["samples"] == 100
+
+    # a normal run folder: dcgan.py --resume goes on from it
+    history = dcgan.main(["--out", str(run), "--resume", "--epochs", "2", "--data-dir", str(real_data_dir)])
+    assert [row["epoch"] for row in history] == [1, 2]
