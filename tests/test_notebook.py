@@ -59,12 +59,15 @@ def test_the_lesson_runs_top_to_bottom_and_leaves_a_run_the_scripts_take(tmp_pat
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     assert f"on {backend}" in printed                       # the cell that says which backend runs
     assert "step 3: D's loss" not in printed                # printed every 20 hand steps only
-    # real images, G after the hand steps, each frame, the GIF and losses, samples and walks, the judge's picture
-    frames = sorted((run / "images").glob("*.png"))
-    assert frames and len(pictures) >= 2 + len(frames) + 2 + 2 + 1
+    # real images, G after the hand steps, the frames, the GIF and the losses, samples and walks of both generators
+    assert len(pictures) == 1 + 1 + 1 + 2 + 2 * 2
     for made in ("config.json", "generator.keras", "dcgan.gif", "losses.png", "samples.png", "walks.png", "eval.json"):
         assert (run / made).is_file(), made
-    assert f"{run}: FD " in printed and "pretrained/kit: FD " in printed
+    assert "the Keras 2 way, D left frozen: D's weights moved: False" in printed or f"{backend} refuses" in printed
+    assert "the kit's way, D.trainable = True: D's weights moved: True" in printed
+    judged = [line.split() for line in printed.splitlines() if line.endswith(" of 10")]
+    assert [words[0] for words in judged] == [str(run), "pretrained/kit"]
+    assert float(judged[1][1]) < float(judged[0][1])      # FD: the trained generator is far ahead of 10 steps
     assert json.loads((run / "eval.json").read_text())["samples"] == 100
 
     # a normal run folder: dcgan.py --resume goes on from it
