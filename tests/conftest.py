@@ -1,5 +1,15 @@
 """Shared fixtures: the repo root on sys.path, a tiny Fashion-MNIST made of IDX files the test writes, and
-dcgan.py started as its own process (for tests that stop it the hard way)."""
+dcgan.py started as its own process (for tests that stop it the hard way). And the suite's two labels:
+
+- its tier, `@pytest.mark.tier("training")` (tiny training runs in this process) or `tier("scripts")`
+  (scripts as processes of their own, several devices, across backends); a test with neither is in the fast
+  tier. pytest -m fast, -m training or -m scripts runs one tier (README, *Tests*).
+- the backends it is about, `@pytest.mark.backends(...)` (EVERY_BACKEND, JAX_ONLY below): it runs in those
+  backends' passes. A test without one does not depend on the backend and runs once, in the TensorFlow pass
+  (BACKEND_NEUTRAL says so where the module is marked otherwise).
+
+On a module (pytestmark) either label covers its tests; on a test it overrides the module's.
+"""
 
 import os
 import subprocess
@@ -20,6 +30,38 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("DCGAN_KIT_CACHE", str(ROOT / ".pytest_cache" / "dcgan-kit"))
 
 import data  # noqa: E402
+
+TIERS = ("fast", "training", "scripts")
+ALL_BACKENDS = ("tensorflow", "jax", "torch")
+EVERY_BACKEND = pytest.mark.backends(*ALL_BACKENDS)  # about how a backend behaves: checked under each
+JAX_ONLY = pytest.mark.backends("jax")
+NEUTRAL_PASS = "tensorflow"  # where a test that names no backend runs: the default backend's pass
+BACKEND_NEUTRAL = pytest.mark.backends(NEUTRAL_PASS)  # for a test in a module marked EVERY_BACKEND
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "tier(name): training or scripts; none is the fast tier (tests/conftest.py)")
+    config.addinivalue_line("markers", "backends(*names): the backend passes a test runs in (tests/conftest.py)")
+    for tier in TIERS:
+        config.addinivalue_line("markers", f"{tier}: set by tests/conftest.py from tier(...), for pytest -m {tier}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's -m selection reads the markers set here
+def pytest_collection_modifyitems(config, items):
+    import keras
+
+    backend = keras.backend.backend()
+    for item in items:
+        tier = item.get_closest_marker("tier")
+        name = tier.args[0] if tier else "fast"
+        if tier and (len(tier.args) != 1 or name not in TIERS[1:]):
+            raise pytest.UsageError(f"{item.nodeid}: tier{tier.args} is not one of {TIERS[1:]}")
+        item.add_marker(name)
+        marked = item.get_closest_marker("backends")
+        passes = marked.args if marked else (NEUTRAL_PASS,)
+        if backend not in passes:
+            what, where = (f"about {' and '.join(passes)}" if marked else "backend-neutral"), " and ".join(passes)
+            item.add_marker(pytest.mark.skip(reason=f"{what}: runs in the {where} pass, not {backend}'s"))
 
 
 def write_fake_fashion_mnist(folder, n_train=96, n_test=32, seed=0):

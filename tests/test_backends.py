@@ -1,8 +1,9 @@
 """One kit on every Keras backend: choosing one, and what crosses from one to another.
 
 The rest of the suite runs on whichever backend the test process has (CI runs it under TensorFlow and
-under JAX: the trap, exact resume, every script). The tests here start scripts under a given backend in
-subprocesses, so they need TensorFlow and JAX both; they run in the TensorFlow pass only, once.
+under JAX; tests/conftest.py says which tests run in which pass). The tests here start scripts under a given
+backend in subprocesses, so they need TensorFlow and JAX both; backend-neutral themselves, they run once,
+in the TensorFlow pass.
 """
 
 import csv
@@ -18,10 +19,9 @@ import pytest
 
 import dcgan
 from machinery import backends, checkpoints
-from conftest import ROOT, write_fake_fashion_mnist
+from conftest import EVERY_BACKEND, ROOT, write_fake_fashion_mnist
 
-BOTH = pytest.mark.skipif(keras.backend.backend() != "tensorflow" or "jax" not in backends.installed(),
-                          reason="needs TensorFlow and JAX; runs once, in the TensorFlow pass")
+BOTH = pytest.mark.skipif("jax" not in backends.installed(), reason="needs TensorFlow and JAX")
 
 
 def run_script(*args, backend=None, check=True, env=None, cwd=None):
@@ -35,8 +35,7 @@ def run_script(*args, backend=None, check=True, env=None, cwd=None):
     return result
 
 
-TORCH = pytest.mark.skipif(keras.backend.backend() != "tensorflow" or "torch" not in backends.installed(),
-                           reason="needs PyTorch installed; runs once, in the TensorFlow pass")
+TORCH = pytest.mark.skipif("torch" not in backends.installed(), reason="needs PyTorch installed")
 
 
 def history(run):
@@ -68,6 +67,7 @@ def test_a_backend_that_is_not_installed_says_how_to_install_it(monkeypatch, cap
     assert "torch" not in backends.installed()
 
 
+@EVERY_BACKEND
 def test_keras_cannot_switch_backend_in_a_running_process(capsys):
     other = "jax" if keras.backend.backend() != "jax" else "tensorflow"
     if other not in backends.installed():
@@ -85,6 +85,7 @@ def test_help_names_the_installed_backends():
 
 
 @BOTH
+@pytest.mark.tier("scripts")
 def test_jax_runs_never_import_tensorflow(tmp_path):
     data_dir = write_fake_fashion_mnist(tmp_path / "data", n_train=32)
     probe = ("import runpy, sys; sys.argv = ['dcgan.py'] + sys.argv[1:]; "
@@ -114,6 +115,7 @@ def started_elsewhere(request, tmp_path_factory):
 
 
 @BOTH
+@pytest.mark.tier("scripts")
 def test_a_run_resumes_on_another_backend_with_its_history_and_frames(started_elsewhere, tmp_path):
     first, second, original, data_dir = started_elsewhere
     run = shutil.copytree(original, tmp_path / "run")
@@ -153,6 +155,7 @@ print(sum(len(v) for g, v in training.checkpoint.items() if g != checkpoints.RAN
 
 
 @BOTH
+@pytest.mark.tier("scripts")
 def test_a_checkpoint_restores_every_weight_and_optimizer_moment_on_the_other_backend(started_elsewhere):
     _, second, run, _ = started_elsewhere
     result = subprocess.run([sys.executable, "-c", RESTORE_AND_COMPARE, second, str(run)], capture_output=True,
@@ -175,6 +178,7 @@ np.save(sys.argv[3], generator.predict(sampling.noise(generator, 64, noise_kind,
 
 
 @BOTH
+@pytest.mark.tier("scripts")
 def test_a_generator_saved_under_one_backend_draws_the_same_images_under_the_other(started_elsewhere, tmp_path):
     first, second, run, _ = started_elsewhere
     drawn = []
@@ -191,6 +195,7 @@ def test_a_generator_saved_under_one_backend_draws_the_same_images_under_the_oth
     assert difference.mean() < 0.01 and difference.max() < 0.1
 
 
+@pytest.mark.tier("training")
 def test_a_checkpoint_of_the_earlier_kit_is_a_one_line_error(tiny_data, tmp_path, capsys):
     run = tmp_path / "run"
     dcgan.main(["--epochs", "1", "--batch", "8", "--limit", "32", "--data-dir", str(tiny_data), "--out", str(run)])
@@ -207,6 +212,7 @@ def test_a_checkpoint_of_the_earlier_kit_is_a_one_line_error(tiny_data, tmp_path
 
 
 @TORCH
+@pytest.mark.tier("scripts")
 def test_pytorch_trains_resumes_and_samples(tmp_path):
     """PyTorch is in no requirements file, so the suite's two passes never run on it: one tiny run here,
     resumed, then sampled, keeps it working where it is installed."""

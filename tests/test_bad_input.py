@@ -17,10 +17,9 @@ from machinery import runs
 from conftest import ROOT, write_fake_fashion_mnist
 
 
-# Flags, data files and run folders are checked before a backend computes anything: these cases run once,
-# in the TensorFlow pass of CI, not again under JAX.
-pytestmark = pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
-                                reason="backend-free checks: run in the TensorFlow pass")
+# Flags, data files and run folders are checked before a backend computes anything: backend-neutral, so
+# (tests/conftest.py) these run once, in the TensorFlow pass. Scripts in processes of their own, but each
+# stops before training: the fast tier.
 
 
 def run_script(script, *args, cwd, prefix=()):

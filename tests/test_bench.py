@@ -4,6 +4,10 @@ import pytest
 import models
 from machinery import backends, presets, subpixel
 from tools import bench
+from conftest import EVERY_BACKEND, JAX_ONLY
+
+pytestmark = [EVERY_BACKEND, pytest.mark.tier("training")]  # how each backend compiles and times a step
+
 
 
 def test_bench_times_both_loops_and_reports_the_ratio(capsys):
@@ -62,9 +66,8 @@ def test_both_upsamplers_times_g_built_the_other_way_and_leaves_the_choice_as_it
     assert f"fast ({bench.upsampler_name(own_is_subpixel)}) / fast {name}: " in capsys.readouterr().out
 
 
+@JAX_ONLY  # --fused-step runs under JAX only; elsewhere it is one line (tests/test_bad_input.py)
 def test_fused_step_times_dcgan_s_one_call_step_beside_the_fast_loop(capsys):
-    if keras.backend.backend() != "jax":
-        pytest.skip("--fused-step runs under JAX only; elsewhere it is one line (tests/test_bad_input.py)")
     results = bench.main(["--preset", "kit", "--fast", "--precision", "float32", "--fused-step", "--steps", "2",
                           "--rounds", "1", "--warmup", "1", "--batch", "4"])
     assert [r["loop"] for r in results] == ["fast", "fused"]

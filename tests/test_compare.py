@@ -1,5 +1,6 @@
 """compare.py: runs side by side, labelled with the settings in which they differ."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from PIL import Image
 import dcgan
 from machinery import runs
 from tools import compare
+from conftest import write_fake_fashion_mnist
 
 
 def train(data_dir, out, *flags):
@@ -16,11 +18,21 @@ def train(data_dir, out, *flags):
     return out
 
 
+@pytest.fixture(scope="module")
+def two_runs_made(tmp_path_factory):
+    """Two runs that differ in lr only, trained once for this file."""
+    folder = tmp_path_factory.mktemp("compare")
+    fashion = write_fake_fashion_mnist(folder / "fashion")
+    return train(fashion, folder / "fast", "--lr", "0.001"), train(fashion, folder / "slow", "--lr", "0.0001")
+
+
 @pytest.fixture
-def two_runs(tiny_data, tmp_path):
-    return train(tiny_data, tmp_path / "fast", "--lr", "0.001"), train(tiny_data, tmp_path / "slow", "--lr", "0.0001")
+def two_runs(two_runs_made, tmp_path):
+    """Copies of the two runs, the test's own to change."""
+    return tuple(shutil.copytree(made, tmp_path / made.name) for made in two_runs_made)
 
 
+@pytest.mark.tier("training")
 def test_two_runs_that_differ_in_lr_are_labelled_by_it(two_runs, tmp_path, capsys):
     result = compare.main([str(folder) for folder in two_runs] + ["--out", str(tmp_path / "lr.png")])
     assert result["differences"] == {"lr": [0.001, 0.0001]}  # the same seed, batch, preset: nothing else
@@ -33,6 +45,7 @@ def test_two_runs_that_differ_in_lr_are_labelled_by_it(two_runs, tmp_path, capsy
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"replaced {tmp_path / 'lr.png'}, made earlier")
 
 
+@pytest.mark.tier("training")
 def test_a_run_without_steps_or_frames_is_drawn_from_its_history(two_runs, tmp_path, capsys):
     """As pretrained/ ships: config.json and history.csv only. Its epochs' means become the curve, and its
     picture is generate.py's samples.png once that has been drawn."""
@@ -56,6 +69,7 @@ def test_a_run_without_steps_or_frames_is_drawn_from_its_history(two_runs, tmp_p
     assert f"python generate.py --run {bare} draws samples.png" in capsys.readouterr().out
 
 
+@pytest.mark.tier("training")
 def test_a_damaged_frame_costs_only_its_picture(two_runs, tmp_path, capsys):
     frame = two_runs[0] / "images" / "epoch_0002.png"
     frame.write_bytes(frame.read_bytes()[:100])  # cut short, as by a full disk

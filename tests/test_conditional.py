@@ -16,7 +16,7 @@ import generate
 import models
 import viz
 from machinery import judge, metrics, presets, sampling
-from conftest import ROOT
+from conftest import EVERY_BACKEND, ROOT
 from test_models import changed, weights_of
 
 CONDITIONAL = presets.PRESETS["conditional"]
@@ -36,6 +36,7 @@ def tiny_conditional_run(tmp_path_factory):
     return run
 
 
+@EVERY_BACKEND
 def test_conditional_models_take_a_label_and_give_the_right_shapes():
     generator, discriminator, gan = models.build_gan(CONDITIONAL)
     noise = np.random.default_rng(0).uniform(-1, 1, (6, CONDITIONAL.latent)).astype("float32")
@@ -49,6 +50,7 @@ def test_conditional_models_take_a_label_and_give_the_right_shapes():
     assert np.abs(other - images).mean() > 1e-4
 
 
+@EVERY_BACKEND
 def test_the_keras3_trap_is_handled_for_the_two_input_models():
     generator, discriminator, gan = models.build_gan(CONDITIONAL)
     rng = np.random.default_rng(0)
@@ -67,6 +69,8 @@ def test_the_keras3_trap_is_handled_for_the_two_input_models():
         assert changed(g_before, generator), "G did not learn on the GAN step"
 
 
+@pytest.mark.tier("training")
+@EVERY_BACKEND
 def test_a_tiny_run_writes_a_grid_with_one_named_row_per_class(tiny_conditional_run):
     frame = np.asarray(Image.open(tiny_conditional_run / "images" / "epoch_0001.png"))
     rows, cols = CONDITIONAL.classes, CONDITIONAL.grid
@@ -81,6 +85,7 @@ def test_a_tiny_run_writes_a_grid_with_one_named_row_per_class(tiny_conditional_
     assert sampling.is_conditional(generator) and noise_kind == "uniform"
 
 
+@pytest.mark.tier("training")
 def test_generate_draws_the_asked_class_in_range_and_the_same_seed_gives_the_same_images(tiny_conditional_run):
     generator, noise_kind, pixel_range = sampling.load(tiny_conditional_run / "generator.keras")
     sneakers, rows, cols, labels, shown = generate.draw_samples(generator, 12, noise_kind, pixel_range, 5,
@@ -103,6 +108,7 @@ def run_generate(*flags, cwd):
                           cwd=cwd)
 
 
+@pytest.mark.tier("training")
 def test_generate_class_flag_writes_pictures_and_refuses_what_it_cannot_do(tiny_conditional_run, tmp_path):
     out = tmp_path / "pictures"
     done = run_generate("--run", str(tiny_conditional_run), "--class", "ankle-boot", "--out", str(out),
@@ -144,6 +150,7 @@ def test_class_agreement_of_real_test_images_through_the_judge_is_its_accuracy()
     assert abs(shuffled["class_agreement"] - 0.1) < 0.02
 
 
+@pytest.mark.tier("training")
 def test_evaluate_reports_class_agreement_for_a_conditional_generator_only(tiny_conditional_run, tmp_path):
     try:
         data.find_data_dir(allow_download=False)

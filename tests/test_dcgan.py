@@ -11,6 +11,9 @@ import make_gif
 import viz
 from machinery import runs, settings
 
+from conftest import EVERY_BACKEND
+
+
 
 def read_history(run):
     with open(run / "history.csv") as f:
@@ -26,6 +29,8 @@ def train_tiny(tiny_data, out, *extra):
                        "--data-dir", str(tiny_data), "--out", str(out), *extra])
 
 
+@pytest.mark.tier("training")
+@EVERY_BACKEND
 def test_smoke_run_leaves_every_output_and_the_gif_has_one_frame_per_epoch(tiny_data, tmp_path, capsys):
     import keras
 
@@ -62,12 +67,15 @@ def test_smoke_run_leaves_every_output_and_the_gif_has_one_frame_per_epoch(tiny_
     assert iio.imread(gif, index=None).shape[0] == 2
 
 
+@pytest.mark.tier("training")
+@EVERY_BACKEND
 def test_same_seed_gives_the_same_history(tiny_data, tmp_path):
     train_tiny(tiny_data, tmp_path / "a")
     train_tiny(tiny_data, tmp_path / "b")
     assert without_seconds(read_history(tmp_path / "a")) == without_seconds(read_history(tmp_path / "b"))
 
 
+@pytest.mark.tier("training")
 def test_averaging_changes_the_saved_generator_and_pictures_but_not_training(tiny_data, tmp_path):
     import keras
 
@@ -130,6 +138,8 @@ def test_auto_frames_animate_a_one_epoch_demo_and_leave_a_long_run_one_an_epoch(
     assert settings.frame_steps(7, 5) == [1, 2, 3, 4, 5]  # more asked than steps: one a step
 
 
+@pytest.mark.tier("training")
+@EVERY_BACKEND
 def test_frames_within_an_epoch_go_into_the_gif_and_change_nothing_of_training(tiny_data, tmp_path):
     train_tiny(tiny_data, tmp_path / "one", "--frames-per-epoch", "1")
     train_tiny(tiny_data, tmp_path / "three", "--frames-per-epoch", "3")
@@ -164,6 +174,7 @@ def test_curves_beside_a_frame_are_bold_up_to_where_it_was_drawn():
     assert 0.3 * width < rightmost_bold(halfway) < rightmost_bold(at_the_end) - 0.25 * width
 
 
+@pytest.mark.tier("training")
 def test_real_fashion_mnist_when_installed(tmp_path):
     try:
         folder = data.find_data_dir(allow_download=False)
@@ -178,6 +189,8 @@ def test_real_fashion_mnist_when_installed(tmp_path):
     assert (run / "generator.keras").is_file()
 
 
+@pytest.mark.tier("training")
+@EVERY_BACKEND
 def test_mixed_bfloat16_run_saves_a_float32_generator_and_records_it(tiny_data, tmp_path):
     import keras
 
@@ -192,6 +205,7 @@ def test_mixed_bfloat16_run_saves_a_float32_generator_and_records_it(tiny_data, 
     assert {layer.dtype_policy.name for layer in generator.layers} == {"float32"}
 
 
+@EVERY_BACKEND
 def test_auto_precision_is_bfloat16_only_where_it_measured_faster(tmp_path, monkeypatch):
     from machinery import backends
 
@@ -210,6 +224,8 @@ def test_auto_precision_is_bfloat16_only_where_it_measured_faster(tmp_path, monk
     assert backends.resolve_precision("auto") == "float32"
 
 
+@pytest.mark.tier("training")
+@EVERY_BACKEND
 def test_xla_flag_compiles_both_train_steps(tiny_data, tmp_path, built_gans):
     import keras
 
@@ -258,6 +274,7 @@ def test_an_interrupted_gif_write_keeps_the_old_gif(tmp_path, monkeypatch, capsy
 InductorError = type("InductorError", (RuntimeError,), {"__module__": "torch._inductor.exc"})
 
 
+@pytest.mark.tier("training")
 def test_a_failure_of_the_backends_compiler_ends_the_run_in_one_line(tiny_data, tmp_path, monkeypatch, capsys):
     import models
     from machinery import backends

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from machinery import devices
-from conftest import ROOT, write_fake_fashion_mnist
+from conftest import JAX_ONLY, ROOT, write_fake_fashion_mnist
 
 # Runs in a fresh process: XLA makes its CPU devices when JAX starts, and Keras keeps one distribution.
 TWO_DEVICE_SCRIPT = r"""
@@ -42,12 +42,10 @@ print(json.dumps(dict(sharded=sharded, one_device=seen)))
 
 
 def jax_or_skip():
-    """These tests start their own JAX processes, whatever backend the suite runs on: once is enough, in the
-    JAX pass (KERAS_BACKEND=jax python -m pytest tests)."""
+    """The tests that start JAX processes of their own, whatever backend the suite runs on, are marked JAX_ONLY:
+    once is enough, in the JAX pass (KERAS_BACKEND=jax python -m pytest tests)."""
     if importlib.util.find_spec("jax") is None:
         pytest.skip("JAX is not installed here (pip install -r requirements-jax.txt)")
-    if os.environ.get("KERAS_BACKEND") != "jax":
-        pytest.skip("starts JAX processes of its own: runs in the JAX pass (KERAS_BACKEND=jax)")
 
 
 def read_steps(run):
@@ -55,6 +53,8 @@ def read_steps(run):
         return list(csv.DictReader(f))
 
 
+@JAX_ONLY
+@pytest.mark.tier("scripts")
 def test_two_devices_split_every_batch_and_train_as_one_device_does(tmp_path):
     jax_or_skip()
     data_dir = write_fake_fashion_mnist(tmp_path / "fashion")
@@ -169,6 +169,8 @@ def run_processes(tmp_path, count, flags):
     return [stdout for stdout, _ in outputs]
 
 
+@JAX_ONLY
+@pytest.mark.tier("scripts")
 def test_two_processes_train_one_run_with_the_same_weights_and_resume(tmp_path):
     jax_or_skip()
     (tmp_path / "scratch").mkdir()

@@ -17,6 +17,9 @@ import models
 import viz
 from machinery import judge, metrics, presets
 
+from conftest import EVERY_BACKEND
+
+
 
 def real_data_or_skip():
     try:
@@ -43,6 +46,7 @@ def test_committed_classifier_matches_its_recorded_hash_and_accuracy():
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
 
 
+@EVERY_BACKEND
 def test_features_in_small_batches_equal_one_call_over_all_images():
     _, features, _ = judge.load_classifier()
     images = np.random.default_rng(1).integers(0, 256, (23, 28, 28), dtype=np.uint8)
@@ -74,6 +78,7 @@ def test_real_features_are_computed_once_then_read_back_and_a_damaged_cache_is_r
     np.testing.assert_array_equal(again[0], first[0])
 
 
+@EVERY_BACKEND
 def test_shipped_features_are_used_after_a_spot_check_and_a_wrong_file_is_not(tiny_data, tmp_path, monkeypatch):
     """save_real_features writes what real_features then reads instead of judging the whole split; a file
     whose numbers do not match what the judge computes here is ignored and the split judged in full."""
@@ -103,6 +108,7 @@ def test_shipped_features_are_used_after_a_spot_check_and_a_wrong_file_is_not(ti
     np.testing.assert_allclose(feats, expected[0], rtol=1e-4, atol=1e-4)
 
 
+@EVERY_BACKEND
 def test_the_shipped_features_belong_to_the_committed_judge_and_the_real_data():
     folder = real_data_or_skip()
     _, features, info = judge.load_classifier()
@@ -125,6 +131,7 @@ def test_a_damaged_classifier_is_refused(tmp_path, monkeypatch):
         judge.load_classifier()
 
 
+@pytest.mark.tier("training")
 def test_a_constant_generator_scores_far_worse_than_real_data_on_every_metric(tmp_path):
     folder = real_data_or_skip()
     path = constant_generator(tmp_path / "constant.keras")
@@ -176,6 +183,7 @@ def test_a_file_that_is_not_a_generator_is_a_one_line_error(tmp_path, capsys):
     assert e.value.code == 2 and "is not a Keras model file" in capsys.readouterr().err
 
 
+@pytest.mark.tier("training")
 def test_eval_every_scores_epochs_keeps_the_best_and_prints_fd(tiny_data, tmp_path, capsys):
     run = tmp_path / "run"
     dcgan.main(["--epochs", "2", "--batch", "16", "--limit", "64", "--seed", "0", "--eval-every", "1",
@@ -202,6 +210,7 @@ def test_warnings_for_collapse_and_rising_fd():
 
 
 @pytest.mark.parametrize("preset, fd_below, classes_at_least", [("kit", 200, 10), ("legacy", 350, 8)])
+@pytest.mark.tier("training")
 def test_the_shipped_generators_draw_garments_the_judge_recognises(tmp_path, preset, fd_below, classes_at_least):
     """pretrained/kit (a CPU run) and pretrained/legacy (the used-by command on a GPU, under JAX), as a fresh
     clone has them, scored by the judge (which never saw them train): far better than an untrained generator

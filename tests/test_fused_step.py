@@ -4,15 +4,15 @@ import csv
 import signal
 import time
 
-import keras
 import numpy as np
 import pytest
 
 import dcgan
 from machinery import checkpoints
+from conftest import JAX_ONLY
 from test_resume import generator_weights, history_rows, run_args, wait_for_checkpoint, without_seconds
 
-pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="--fused-step runs under JAX only")
+pytestmark = [JAX_ONLY, pytest.mark.tier("training")]  # --fused-step runs under JAX only
 
 
 def figures(run):

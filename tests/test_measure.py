@@ -9,6 +9,7 @@ from tools import measure
 from conftest import write_fake_fashion_mnist
 
 
+@pytest.mark.tier("scripts")
 def test_a_tiny_measurement_runs_every_step_and_tables_their_own_figures(tmp_path, capsys):
     folder = write_fake_fashion_mnist(tmp_path / "fashion", n_train=128, n_test=32)
     out = tmp_path / "measured"

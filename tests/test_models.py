@@ -6,6 +6,9 @@ import pytest
 
 import models
 from machinery import averaging, backends, presets, sampling, subpixel, train_step
+from conftest import EVERY_BACKEND
+
+pytestmark = EVERY_BACKEND  # what each backend computes: the trap, the loss, the sub-pixel layer, the step
 
 
 def weights_of(model):

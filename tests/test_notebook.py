@@ -11,6 +11,9 @@ from nbclient import NotebookClient
 
 import data
 
+from conftest import EVERY_BACKEND
+
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "lesson.ipynb"
 
@@ -40,6 +43,8 @@ def real_data_dir():
         pytest.skip("real Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
 
 
+@pytest.mark.tier("scripts")
+@EVERY_BACKEND
 def test_the_lesson_runs_top_to_bottom_and_leaves_a_run_the_scripts_take(tmp_path, real_data_dir, monkeypatch):
     import dcgan
 

@@ -10,7 +10,7 @@ import pytest
 import dcgan
 import models
 from machinery import presets, sampling, settings
-from conftest import ROOT
+from conftest import EVERY_BACKEND, ROOT
 
 # Parameter counts that the systems write-ups state (docs/systems.md), per preset: (generator, discriminator).
 SEED_COUNTS = {"upsample": (2_155_137, 1_113_345), "legacy": (840_705, 212_865),
@@ -18,6 +18,7 @@ SEED_COUNTS = {"upsample": (2_155_137, 1_113_345), "legacy": (840_705, 212_865),
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))
+@EVERY_BACKEND
 def test_each_preset_builds_with_the_seed_parameter_counts(name):
     preset = presets.PRESETS[name]
     generator, discriminator, gan = models.build_gan(preset)
@@ -37,6 +38,8 @@ def test_each_preset_builds_with_the_seed_parameter_counts(name):
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))
+@pytest.mark.tier("training")
+@EVERY_BACKEND
 def test_tiny_run_of_each_preset_writes_outputs_in_its_pixel_range(name, tiny_data, tmp_path):
     preset = presets.PRESETS[name]
     run = tmp_path / name
@@ -55,6 +58,7 @@ def test_tiny_run_of_each_preset_writes_outputs_in_its_pixel_range(name, tiny_da
     assert samples.std() > 0  # not a constant image
 
 
+@pytest.mark.tier("training")
 def test_a_flag_overrides_the_preset_and_lands_in_config(tiny_data, tmp_path, built_gans):
     run = tmp_path / "run"
     dcgan.main(["--preset", "tutorial", "--lr", "0.0005", "--batch", "8", "--epochs", "1", "--limit", "16",
@@ -71,6 +75,7 @@ def dropout_rates(model):
 
 
 @pytest.mark.parametrize("name, rates", [("legacy", [0.3, 0.3]), ("upsample", [0.4] * 5), ("conditional", [0.3, 0.3])])
+@EVERY_BACKEND
 def test_d_s_dropout_is_the_preset_s_unless_asked(name, rates):
     preset = presets.PRESETS[name]
     _, discriminator, _ = models.build_models(preset, preset.latent)
@@ -84,6 +89,7 @@ def test_d_s_dropout_is_the_preset_s_unless_asked(name, rates):
 
 
 @pytest.mark.parametrize("draw", ["on the device", "on the host"])
+@EVERY_BACKEND
 def test_uniform_preset_draws_noise_in_minus_one_one(draw):
     def noise(kind):
         if draw == "on the host":  # pictures and scores
@@ -120,8 +126,7 @@ def test_list_presets_needs_no_keras():
     assert "conditional" in done.stdout and "2,456,484" in done.stdout
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="scripts in processes of their own, on the "
-                    "default backend: run in the TensorFlow pass")
+@pytest.mark.tier("scripts")
 def test_a_row_of_your_own_is_all_a_new_preset_takes(tmp_path, tiny_data):
     """docs/presets.md, *A preset of your own*: a copy of the kit with one row added to presets.PRESETS lists it (its
     parameter counts built, as presets.PARAMETERS does not know it) and trains it; a builder's name mistyped

@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,11 +17,36 @@ import pytest
 import dcgan
 import models
 from machinery import checkpoints, runs
-from conftest import ROOT
+from conftest import BACKEND_NEUTRAL, EVERY_BACKEND, ROOT, write_fake_fashion_mnist
+
+# Exact resume and checkpoints are about what each backend saves and restores: every backend's pass. The
+# tests that stop dcgan.py as a process of its own (signals, kill -9, a second process) are about the
+# kit's own Python, whatever the backend: once, in the scripts tier.
+pytestmark = [EVERY_BACKEND, pytest.mark.tier("training")]
 
 
 def run_args(data_dir, out, *extra):
     return ["--batch", "8", "--limit", "32", "--seed", "5", "--data-dir", str(data_dir), "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def two_epochs_made(tmp_path_factory):
+    """(data folder, run folder): a finished run of 2 epochs (run_args), made once for this file."""
+    folder = tmp_path_factory.mktemp("two_epochs")
+    data_dir = write_fake_fashion_mnist(folder / "fashion")
+    dcgan.main(run_args(data_dir, folder / "run", "--epochs", "2"))
+    return data_dir, folder / "run"
+
+
+@pytest.fixture
+def two_epochs(two_epochs_made, tmp_path):
+    """copy(name) -> (data folder, run folder): a copy of the finished 2-epoch run, the test's own to change."""
+    data_dir, made = two_epochs_made
+
+    def copy(name="run"):
+        shutil.copytree(made, tmp_path / name)
+        return data_dir, tmp_path / name
+    return copy
 
 
 def generator_weights(run):
@@ -173,10 +199,8 @@ def test_ctrl_c_in_an_epoch_s_last_step_keeps_that_epoch_s_row(tiny_data, tmp_pa
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
-def test_a_damaged_generator_file_is_made_again_from_the_checkpoint_at_resume(tiny_data, tmp_path, monkeypatch,
-                                                                              damage):
-    run = tmp_path / "run"
-    dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
+def test_a_damaged_generator_file_is_made_again_from_the_checkpoint_at_resume(two_epochs, monkeypatch, damage):
+    tiny_data, run = two_epochs()
     saved = generator_weights(run)
     path = run / "generator.keras"
     path.write_bytes(path.read_bytes()[:1000]) if damage == "truncate" else path.unlink()
@@ -200,6 +224,8 @@ def wait_for_checkpoint(run, process, timeout=120):
     raise AssertionError(f"no checkpoint in {timeout} s (a CPU too busy?)")
 
 
+@BACKEND_NEUTRAL
+@pytest.mark.tier("scripts")
 def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(slow_data, tmp_path, start_training):
     run = tmp_path / "run"
     process = start_training(slow_data, run, epochs=2)
@@ -214,6 +240,8 @@ def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(slow_data, tmp_path,
 
 @pytest.mark.parametrize("stop, status", [(signal.SIGINT, dcgan.EXIT_INTERRUPTED), (signal.SIGTERM, 143),
                                           (signal.SIGHUP, 129)])
+@BACKEND_NEUTRAL
+@pytest.mark.tier("scripts")
 def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path, stop, status, start_training):
     run = tmp_path / "run"
     process = start_training(slow_data, run, epochs=2)
@@ -231,6 +259,8 @@ def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path
     assert steps == [[str(e), str(s)] for e in (1, 2) for s in range(1, 201)]  # the steps before Ctrl-C too
 
 
+@BACKEND_NEUTRAL
+@pytest.mark.tier("scripts")
 def test_a_hangup_with_the_terminal_gone_still_saves_a_checkpoint(slow_data, tmp_path, start_training):
     """An SSH session that drops: SIGHUP, and the terminal is gone, so every write fails. The epoch's steps
     so far are saved before anything is written, and the run resumes from them."""
@@ -248,6 +278,8 @@ def test_a_hangup_with_the_terminal_gone_still_saves_a_checkpoint(slow_data, tmp
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2"]
 
 
+@BACKEND_NEUTRAL
+@pytest.mark.tier("scripts")
 def test_a_reader_that_goes_at_an_epoch_s_end_costs_nothing(tiny_data, tmp_path, start_training):
     """`python dcgan.py --ckpt-every 3 | head -1`: the reader goes after the first line, so the line at epoch 1's
     end fails, with no checkpoint due until epoch 3. Epoch 1 is saved all the same (at epoch 2's first step).
@@ -316,9 +348,8 @@ def lose_tensors(checkpoint):
 
 @pytest.mark.parametrize("damage", [damage_tensors, damage_state, empty_state, lose_tensors],
                          ids=lambda damage: damage.__name__)
-def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tiny_data, tmp_path, capsys, damage):
-    run = tmp_path / "run"
-    dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(two_epochs, capsys, damage):
+    tiny_data, run = two_epochs()
     damage(checkpoints.latest(run))
     capsys.readouterr()
     dcgan.main(["--resume", "--epochs", "3", "--out", str(run), "--data-dir", str(tiny_data)])
@@ -327,9 +358,8 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tiny_data, tmp
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2", "3"]  # epoch 2 trained again
 
 
-def test_when_no_checkpoint_reads_nothing_on_disk_changes(tiny_data, tmp_path, capsys):
-    run = tmp_path / "run"
-    dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
+def test_when_no_checkpoint_reads_nothing_on_disk_changes(two_epochs, capsys):
+    tiny_data, run = two_epochs()
     for checkpoint in checkpoints.complete_checkpoints(run):
         damage_tensors(checkpoint)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
@@ -344,11 +374,9 @@ def test_when_no_checkpoint_reads_nothing_on_disk_changes(tiny_data, tmp_path, c
 @pytest.mark.parametrize("epochs, message", [(None, "is finished (2 of 2 epochs); to train it longer: "
                                                     "python dcgan.py --resume --epochs 12 --out '{run}'"),
                                              ("1", "--epochs 1 is below the 2 epochs")])
-def test_a_finished_run_or_fewer_epochs_is_one_line_and_changes_nothing(tiny_data, tmp_path, capsys, epochs,
-                                                                         message):
-    run = tmp_path / "my run"  # the command it prints quotes the space, so that it can be pasted as it is
+def test_a_finished_run_or_fewer_epochs_is_one_line_and_changes_nothing(two_epochs, capsys, epochs, message):
+    tiny_data, run = two_epochs("my run")  # the command it prints quotes the space, so that it can be pasted as it is
     message = message.format(run=run)
-    dcgan.main(run_args(tiny_data, run, "--epochs", "2"))
     config = (run / "config.json").read_text()
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
@@ -359,6 +387,8 @@ def test_a_finished_run_or_fewer_epochs_is_one_line_and_changes_nothing(tiny_dat
     assert (run / "config.json").read_text() == config
 
 
+@BACKEND_NEUTRAL
+@pytest.mark.tier("scripts")
 def test_a_second_process_on_the_same_run_folder_is_refused(slow_data, tmp_path, start_training):
     run = tmp_path / "run"
     first = start_training(slow_data, run, epochs=50)  # still training when the second one asks

@@ -2,7 +2,6 @@
 what it trained, and tells a setting from luck only when the seeds say so."""
 
 import csv
-import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -25,9 +24,9 @@ def rows(folder):
         return [(row["value"], int(row["seed"]), row["fd"] != "") for row in csv.DictReader(f)]
 
 
-@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
-                    reason="sweep.py only starts dcgan.py processes, whose training the other tests cover per "
-                           "backend: run in the TensorFlow pass")
+# Backend-neutral (tests/conftest.py): sweep.py only starts dcgan.py processes, whose training the other
+# tests cover per backend.
+@pytest.mark.tier("scripts")
 def test_a_sweep_trains_each_value_then_grows_keeping_what_it_trained(tiny_data, tmp_path):
     out = tmp_path / "sweeps" / "lr"
     first = run_sweep("lr", "0.001", "0.0001", "--seeds", "3", *TINY_RUN, "--data-dir", str(tiny_data),

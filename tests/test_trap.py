@@ -2,8 +2,12 @@
 JAX; the kit's way trains D. Both from the same start."""
 
 import keras
+import pytest
 
 import trap
+from conftest import EVERY_BACKEND
+
+pytestmark = [EVERY_BACKEND, pytest.mark.tier("training")]  # the trap differs per backend
 
 
 def test_the_keras2_way_never_trains_d_and_the_kits_way_does(tiny_data, tmp_path, capsys):

@@ -1,6 +1,9 @@
 """verdicts.py: D's numbers for training images, test images and fakes, from the run's newest checkpoint."""
 
+import contextlib
+import io
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ import dcgan
 import models
 from machinery import checkpoints, memorisation, presets, runs
 from tools import verdicts
+from conftest import write_fake_fashion_mnist
 from test_evaluate import real_data_or_skip
 
 RUNS = {  # preset: dcgan.py flags for a few steps on the tiny data
@@ -20,11 +24,26 @@ RUNS = {  # preset: dcgan.py flags for a few steps on the tiny data
 }
 
 
-def tiny_run(folder, tiny_data, preset, epochs=1):
-    run = folder / preset
-    dcgan.main(["--preset", preset, "--epochs", str(epochs), "--seed", "0", "--eval-every", "0", *RUNS[preset],
-                "--data-dir", str(tiny_data), "--out", str(run)])
-    return run
+@pytest.fixture(scope="module")
+def made_runs(tmp_path_factory):
+    """Runs of this file by (preset, epochs), each trained once, on the tiny data every test's tiny_data holds."""
+    folder = tmp_path_factory.mktemp("verdicts")
+    return dict(folder=folder, data=write_fake_fashion_mnist(folder / "fashion"), runs={}, printed={})
+
+
+@pytest.fixture
+def tiny_run(made_runs, tmp_path):
+    """tiny_run(preset, epochs=1) -> a run folder of the test's own: a copy of that run, trained once."""
+    def copy(preset, epochs=1):
+        made = made_runs["runs"].get((preset, epochs))
+        if made is None:
+            made = made_runs["folder"] / f"{preset}_{epochs}"
+            with contextlib.redirect_stdout(io.StringIO()) as printed:
+                dcgan.main(["--preset", preset, "--epochs", str(epochs), "--seed", "0", "--eval-every", "0",
+                            *RUNS[preset], "--data-dir", str(made_runs["data"]), "--out", str(made)])
+            made_runs["runs"][(preset, epochs)], made_runs["printed"][(preset, epochs)] = made, printed.getvalue()
+        return shutil.copytree(made, tmp_path / preset)
+    return copy
 
 
 def edit_newest_checkpoint(run, edit):
@@ -53,9 +72,11 @@ def rewrite_newest_checkpoint(run, preset, d_logit):
 
 
 @pytest.mark.parametrize("preset, d_logit", [("legacy", 2.0), ("wgan", -3.0), ("conditional", -1.5)])
-def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tmp_path, tiny_data, capsys, preset, d_logit):
-    run = tiny_run(tmp_path, tiny_data, preset)
-    assert f"python tools/verdicts.py --run {run}" in capsys.readouterr().out  # dcgan.py's "next:" names it
+@pytest.mark.tier("training")
+def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tiny_run, made_runs, capsys, preset, d_logit):
+    run = tiny_run(preset)
+    made = made_runs["runs"][preset, 1]
+    assert f"python tools/verdicts.py --run {made}" in made_runs["printed"][preset, 1]  # dcgan.py's "next:" names it
     rewrite_newest_checkpoint(run, preset, d_logit)
     report = verdicts.main(["--run", str(run), "--count", "16"])
     critic = preset == "wgan"
@@ -82,8 +103,9 @@ def test_verdicts_are_the_checkpoints_d_on_the_checkpoints_g(tmp_path, tiny_data
     assert ("score (mean)" if critic else "P(real) (mean)") in out
 
 
-def test_the_fakes_shown_are_drawn_by_the_checkpoints_g(tmp_path, tiny_data):
-    run = tiny_run(tmp_path, tiny_data, "legacy")
+@pytest.mark.tier("training")
+def test_the_fakes_shown_are_drawn_by_the_checkpoints_g(tiny_run, tiny_data):
+    run = tiny_run("legacy")
     config, preset = verdicts.config_and_preset(run)
     _, _, examples = verdicts.verdicts(run, config, preset, 16, seed=0)
     assert examples[0][1].std() > 0  # trained weights: fakes that differ
@@ -95,10 +117,11 @@ def test_the_fakes_shown_are_drawn_by_the_checkpoints_g(tmp_path, tiny_data):
     assert np.array_equal(examples[1][1], judged[:verdicts.SHOWN])
 
 
-def test_the_averaged_fakes_are_drawn_by_the_checkpoints_weight_average(tmp_path, tiny_data, monkeypatch):
+@pytest.mark.tier("training")
+def test_the_averaged_fakes_are_drawn_by_the_checkpoints_weight_average(tiny_run, monkeypatch):
     """The kit's pictures come from G's weight average, which D never met: its fakes are a set of their own,
     from the average the checkpoint holds, not from the G that trained."""
-    run = tiny_run(tmp_path, tiny_data, "kit")
+    run = tiny_run("kit")
 
     def average_drawing_zeros(arrays):  # tanh(0): 0 in every pixel
         group = f"{checkpoints.AVERAGE_GROUP}/"
@@ -121,8 +144,9 @@ def mean_pixel(discriminator, images, classes, critic, bar=None):
     return images.reshape(len(images), -1).mean(axis=1)
 
 
-def test_by_class_groups_each_sets_verdicts_by_the_class_of_its_images(tmp_path, tiny_data, monkeypatch):
-    run = tiny_run(tmp_path, tiny_data, "legacy")
+@pytest.mark.tier("training")
+def test_by_class_groups_each_sets_verdicts_by_the_class_of_its_images(tiny_run, tiny_data, monkeypatch):
+    run = tiny_run("legacy")
     monkeypatch.setattr(verdicts, "scores_of", mean_pixel)
     monkeypatch.setattr(verdicts, "judged_classes", lambda fakes, preset, bar=None: np.arange(len(fakes)) % 10)
     config, preset = verdicts.config_and_preset(run)
@@ -139,8 +163,9 @@ def test_by_class_groups_each_sets_verdicts_by_the_class_of_its_images(tmp_path,
         assert row["fakes"]["called_real"] == np.mean(scores["fakes"][index::10] > 0.5)
 
 
-def test_a_conditional_runs_fakes_are_classed_by_the_class_g_was_asked_for(tmp_path, tiny_data, monkeypatch):
-    run = tiny_run(tmp_path, tiny_data, "conditional")
+@pytest.mark.tier("training")
+def test_a_conditional_runs_fakes_are_classed_by_the_class_g_was_asked_for(tiny_run, monkeypatch):
+    run = tiny_run("conditional")
     make_fakes, asked = verdicts.make_fakes, []  # the classes of G's fakes, then of its average's
 
     def make_fakes_and_keep_the_classes(*args, **kwargs):
@@ -172,8 +197,9 @@ def test_the_judge_classes_images_in_the_presets_pixel_range_as_garments(preset)
     assert np.mean(judged == classes[chosen]) > 0.85  # the judge scores 0.93 on all 10,000
 
 
-def test_a_newest_checkpoint_that_cannot_be_read_is_skipped_and_said(tmp_path, tiny_data, capsys):
-    run = tiny_run(tmp_path, tiny_data, "legacy", epochs=2)
+@pytest.mark.tier("training")
+def test_a_newest_checkpoint_that_cannot_be_read_is_skipped_and_said(tiny_run, capsys):
+    run = tiny_run("legacy", epochs=2)
     older, newest = runs.complete_checkpoints(run)[-2:]
     (newest / checkpoints.TENSORS_FILE).write_bytes(b"cut short")
     capsys.readouterr()

@@ -11,6 +11,9 @@ import dcgan
 import models
 import viz
 from machinery import backends, presets, runs
+from conftest import EVERY_BACKEND
+
+pytestmark = EVERY_BACKEND  # the loss and the penalty's gradient of a gradient, on each backend
 
 
 def linear_critic(weights, penalty_weight):
@@ -85,6 +88,7 @@ def test_wgan_preset_builds_a_critic_without_dropout_and_beta_2_of_the_paper():
     assert gan.layers[-1] is critic  # G's step goes through the very critic D's step trains
 
 
+@pytest.mark.tier("training")
 def test_a_wgan_step_trains_the_critic_critic_steps_times_and_g_once(tiny_data, tmp_path, built_gans):
     out = tmp_path / "run"
     dcgan.main(["--preset", "wgan", "--epochs", "1", "--batch", "8", "--data-dir", str(tiny_data),
