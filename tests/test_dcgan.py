@@ -10,8 +10,8 @@ import dcgan
 import make_gif
 import viz
 from machinery import runs, settings
+from conftest import EVERY_BACKEND, write_fake_fashion_mnist
 
-from conftest import EVERY_BACKEND
 
 
 
@@ -27,6 +27,15 @@ def without_seconds(rows):
 def train_tiny(tiny_data, out, *extra):
     return dcgan.main(["--epochs", "2", "--batch", "16", "--limit", "64", "--seed", "3",
                        "--data-dir", str(tiny_data), "--out", str(out), *extra])
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """(data, run): train_tiny's run, trained once for the tests here that only read it."""
+    folder = tmp_path_factory.mktemp("trained_once")
+    fashion = write_fake_fashion_mnist(folder / "fashion")
+    train_tiny(fashion, folder / "run")
+    return fashion, folder / "run"
 
 
 @pytest.mark.tier("training")
@@ -69,25 +78,25 @@ def test_smoke_run_leaves_every_output_and_the_gif_has_one_frame_per_epoch(tiny_
 
 @pytest.mark.tier("training")
 @EVERY_BACKEND
-def test_same_seed_gives_the_same_history(tiny_data, tmp_path):
-    train_tiny(tiny_data, tmp_path / "a")
-    train_tiny(tiny_data, tmp_path / "b")
-    assert without_seconds(read_history(tmp_path / "a")) == without_seconds(read_history(tmp_path / "b"))
+def test_same_seed_gives_the_same_history(trained_once, tmp_path):
+    tiny_data, first = trained_once
+    train_tiny(tiny_data, tmp_path / "again")
+    assert without_seconds(read_history(first)) == without_seconds(read_history(tmp_path / "again"))
 
 
 @pytest.mark.tier("training")
-def test_averaging_changes_the_saved_generator_and_pictures_but_not_training(tiny_data, tmp_path):
+def test_averaging_changes_the_saved_generator_and_pictures_but_not_training(trained_once, tmp_path):
     import keras
 
-    train_tiny(tiny_data, tmp_path / "trained")
-    train_tiny(tiny_data, tmp_path / "averaged", "--average-decay", "0.9")
-    trained, averaged = (without_seconds(read_history(tmp_path / run)) for run in ("trained", "averaged"))
-    assert trained == averaged
-    assert json.loads((tmp_path / "averaged" / "config.json").read_text())["average_decay"] == 0.9
-    kernels = [[np.asarray(w) for w in keras.models.load_model(tmp_path / run / "generator.keras").weights
-                if w.name == "kernel"] for run in ("trained", "averaged")]
+    tiny_data, trained = trained_once
+    averaged = tmp_path / "averaged"
+    train_tiny(tiny_data, averaged, "--average-decay", "0.9")
+    assert without_seconds(read_history(trained)) == without_seconds(read_history(averaged))
+    assert json.loads((averaged / "config.json").read_text())["average_decay"] == 0.9
+    kernels = [[np.asarray(w) for w in keras.models.load_model(run / "generator.keras").weights
+                if w.name == "kernel"] for run in (trained, averaged)]
     assert all(a.shape == b.shape and not np.allclose(a, b) for a, b in zip(*kernels))
-    frames = [iio.imread(tmp_path / run / "images" / "epoch_0002.png") for run in ("trained", "averaged")]
+    frames = [iio.imread(run / "images" / "epoch_0002.png") for run in (trained, averaged)]
     assert not np.array_equal(*frames)
 
 

@@ -164,6 +164,34 @@ def test_the_batch_makers_compiled_call_gives_what_predict_on_batch_does_and_lea
     assert not np.array_equal(made["make"][0], made["make"][per_call])  # each call draws new fakes
 
 
+
+def test_a_step_gives_d_fakes_labelled_0_then_reals_labelled_1_and_the_gan_noise_labelled_1(monkeypatch):
+    """What the two train_on_batch calls of one classic step are given (make_train_step -> models.train_step):
+    D, G's fakes labelled 0 followed by the real batch labelled 1; the GAN, fresh noise labelled 1, "real"."""
+    preset = presets.PRESETS["legacy"]
+    generator, discriminator, gan = models.build_gan(preset)
+    given = {}
+    train_d, train_g = models.train_discriminator, models.train_generator
+
+    def spy_on_d(d, images, labels):
+        given["d"] = keras.ops.convert_to_numpy(images), keras.ops.convert_to_numpy(labels)
+        return train_d(d, images, labels)
+
+    def spy_on_gan(g, d, noise, labels):
+        given["gan"] = keras.ops.convert_to_numpy(noise), keras.ops.convert_to_numpy(labels)
+        return train_g(g, d, noise, labels)
+
+    monkeypatch.setattr(models, "train_discriminator", spy_on_d)
+    monkeypatch.setattr(models, "train_generator", spy_on_gan)
+    step = train_step.make_train_step(discriminator, gan, train_step.BatchMaker(generator, preset.noise, seed=1), 4)
+    real = np.full((4, 28, 28, 1), 0.25, "float32")
+    step(real)
+    images, labels = given["d"]
+    assert labels.ravel().tolist() == [0.0] * 4 + [1.0] * 4
+    assert np.array_equal(images[4:], real) and images[:4].shape == real.shape and not np.allclose(images[:4], 0.25)
+    noise, labels = given["gan"]
+    assert noise.shape == (4, preset.latent) and labels.ravel().tolist() == [1.0] * 4
+
 def test_every_backend_computes_bce_from_d_logit():
     # Through a sigmoid output, JAX and PyTorch clip the probability (loss capped at 16.1, no gradient past
     # it); the kit's D ends in a logit instead, so a sure, wrong D costs what it costs under TensorFlow.
