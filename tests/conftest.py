@@ -36,11 +36,12 @@ ALL_BACKENDS = ("tensorflow", "jax", "torch")
 EVERY_BACKEND = pytest.mark.backends(*ALL_BACKENDS)  # about how a backend behaves: checked under each
 JAX_ONLY = pytest.mark.backends("jax")
 NEUTRAL_PASS = "tensorflow"  # where a test that names no backend runs: the default backend's pass
-BACKEND_NEUTRAL = pytest.mark.backends(NEUTRAL_PASS)  # for a test in a module marked EVERY_BACKEND
+BACKEND_NEUTRAL = pytest.mark.backends()  # says so of a test in a module marked EVERY_BACKEND
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "tier(name): training or scripts; none is the fast tier (tests/conftest.py)")
+    config.addinivalue_line("markers", "tier(name): training or scripts (or fast, inside a module of another tier); "
+                                       "none is the fast tier (tests/conftest.py)")
     config.addinivalue_line("markers", "backends(*names): the backend passes a test runs in (tests/conftest.py)")
     for tier in TIERS:
         config.addinivalue_line("markers", f"{tier}: set by tests/conftest.py from tier(...), for pytest -m {tier}")
@@ -52,15 +53,18 @@ def pytest_collection_modifyitems(config, items):
 
     backend = keras.backend.backend()
     for item in items:
+        if any(item.get_closest_marker(name) for name in TIERS):
+            raise pytest.UsageError(f"{item.nodeid}: mark its tier as @pytest.mark.tier(NAME), not @pytest.mark.NAME")
         tier = item.get_closest_marker("tier")
         name = tier.args[0] if tier else "fast"
-        if tier and (len(tier.args) != 1 or name not in TIERS[1:]):
-            raise pytest.UsageError(f"{item.nodeid}: tier{tier.args} is not one of {TIERS[1:]}")
+        if tier and (len(tier.args) != 1 or name not in TIERS):
+            raise pytest.UsageError(f"{item.nodeid}: tier{tier.args} is not one of {TIERS}")
         item.add_marker(name)
         marked = item.get_closest_marker("backends")
-        passes = marked.args if marked else (NEUTRAL_PASS,)
+        about = marked.args if marked else ()  # () : backend-neutral
+        passes = about or (NEUTRAL_PASS,)
         if backend not in passes:
-            what, where = (f"about {' and '.join(passes)}" if marked else "backend-neutral"), " and ".join(passes)
+            what, where = (f"about {' and '.join(about)}" if about else "backend-neutral"), " and ".join(passes)
             item.add_marker(pytest.mark.skip(reason=f"{what}: runs in the {where} pass, not {backend}'s"))
 
 

@@ -21,7 +21,7 @@ import dcgan
 from machinery import backends, checkpoints
 from conftest import EVERY_BACKEND, ROOT, write_fake_fashion_mnist
 
-BOTH = pytest.mark.skipif("jax" not in backends.installed(), reason="needs TensorFlow and JAX")
+BOTH = pytest.mark.skipif("jax" not in backends.installed(), reason="needs JAX installed too")
 
 
 def run_script(*args, backend=None, check=True, env=None, cwd=None):

@@ -18,8 +18,9 @@ from conftest import ROOT, write_fake_fashion_mnist
 
 
 # Flags, data files and run folders are checked before a backend computes anything: backend-neutral, so
-# (tests/conftest.py) these run once, in the TensorFlow pass. Scripts in processes of their own, but each
-# stops before training: the fast tier.
+# (tests/conftest.py) these run once, in the TensorFlow pass. Scripts in processes of their own, each
+# stopped by its error before training (a second or less): the fast tier, though the workspace fixture
+# below trains one tiny run, once, for the cases that need a finished run.
 
 
 def run_script(script, *args, cwd, prefix=()):

@@ -108,7 +108,7 @@ def run_generate(*flags, cwd):
                           cwd=cwd)
 
 
-@pytest.mark.tier("training")
+@pytest.mark.tier("scripts")  # generate.py as a process of its own
 def test_generate_class_flag_writes_pictures_and_refuses_what_it_cannot_do(tiny_conditional_run, tmp_path):
     out = tmp_path / "pictures"
     done = run_generate("--run", str(tiny_conditional_run), "--class", "ankle-boot", "--out", str(out),

@@ -13,8 +13,6 @@ from machinery import runs, settings
 from conftest import EVERY_BACKEND, write_fake_fashion_mnist
 
 
-
-
 def read_history(run):
     with open(run / "history.csv") as f:
         return list(csv.DictReader(f))
@@ -31,7 +29,7 @@ def train_tiny(tiny_data, out, *extra):
 
 @pytest.fixture(scope="module")
 def trained_once(tmp_path_factory):
-    """(data, run): train_tiny's run, trained once for the tests here that only read it."""
+    """(data, run): train_tiny's run, trained once for the tests here that compare a run of their own with it."""
     folder = tmp_path_factory.mktemp("trained_once")
     fashion = write_fake_fashion_mnist(folder / "fashion")
     train_tiny(fashion, folder / "run")

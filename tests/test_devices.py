@@ -42,8 +42,8 @@ print(json.dumps(dict(sharded=sharded, one_device=seen)))
 
 
 def jax_or_skip():
-    """The tests that start JAX processes of their own, whatever backend the suite runs on, are marked JAX_ONLY:
-    once is enough, in the JAX pass (KERAS_BACKEND=jax python -m pytest tests)."""
+    """For a JAX pass without JAX installed. The tests that start JAX processes of their own, whatever backend
+    the suite runs on, are marked JAX_ONLY: once is enough, in the JAX pass."""
     if importlib.util.find_spec("jax") is None:
         pytest.skip("JAX is not installed here (pip install -r requirements-jax.txt)")
 

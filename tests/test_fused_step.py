@@ -53,6 +53,7 @@ def test_a_fused_run_resumes_exactly_and_may_go_on_with_the_classic_calls(tiny_d
     np.testing.assert_allclose(figures(tmp_path / "switched"), figures(tmp_path / "once"), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.tier("scripts")  # dcgan.py as a process of its own, stopped by Ctrl-C
 def test_ctrl_c_mid_epoch_saves_what_the_fused_step_held_and_resumes_to_the_bit(slow_data, tmp_path,
                                                                                start_training):
     """Between frames the models' variables are stale (the values live in the fused step): Ctrl-C must hand

@@ -21,7 +21,9 @@ from conftest import BACKEND_NEUTRAL, EVERY_BACKEND, ROOT, write_fake_fashion_mn
 
 # Exact resume and checkpoints are about what each backend saves and restores: every backend's pass. The
 # tests that stop dcgan.py as a process of its own (signals, kill -9, a second process) are about the
-# kit's own Python, whatever the backend: once, in the scripts tier.
+# kit's own Python, whatever the backend: once, in the scripts tier. A checkpoint written mid-epoch by a
+# Ctrl-C and resumed is checked in every pass all the same, in this process
+# (test_ctrl_c_in_an_epoch_s_last_step..., test_nan_loss..., and test_fused_step.py under JAX).
 pytestmark = [EVERY_BACKEND, pytest.mark.tier("training")]
 
 
@@ -404,6 +406,7 @@ def test_a_second_process_on_the_same_run_folder_is_refused(slow_data, tmp_path,
         pass
 
 
+@BACKEND_NEUTRAL  # which files a run folder holds
 def test_overwrite_removes_only_what_the_kit_wrote(tiny_data, tmp_path):
     run = tmp_path / "run"
     dcgan.main(run_args(tiny_data, run, "--epochs", "2", "--frames-per-epoch", "2"))

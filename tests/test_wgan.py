@@ -11,7 +11,7 @@ import dcgan
 import models
 import viz
 from machinery import backends, presets, runs
-from conftest import EVERY_BACKEND
+from conftest import BACKEND_NEUTRAL, EVERY_BACKEND
 
 pytestmark = EVERY_BACKEND  # the loss and the penalty's gradient of a gradient, on each backend
 
@@ -119,6 +119,7 @@ def guessing_lines(ax):
     return [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"]
 
 
+@BACKEND_NEUTRAL  # a picture's marks, from numbers
 def test_pictures_mark_where_d_can_only_guess_by_the_run_s_loss():
     # A critic's loss is no BCE: its "cannot tell" level is 0, not ln 2 (a line at 0.69 would mislead).
     assert presets.trains_a_critic({"preset": "wgan"}) and not presets.trains_a_critic({"preset": "kit"})
