@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-import data
+from test_evaluate import real_data_or_skip
 
 from conftest import EVERY_BACKEND
 
@@ -37,10 +37,7 @@ def test_the_committed_notebook_holds_no_outputs_so_its_diffs_stay_readable():
 
 @pytest.fixture
 def real_data_dir():
-    try:
-        return data.find_data_dir(allow_download=False)
-    except data.DataError:
-        pytest.skip("real Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    return real_data_or_skip()
 
 
 @pytest.mark.tier("scripts")
