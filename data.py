@@ -1,4 +1,5 @@
-"""Fashion-MNIST from its four IDX `.gz` files: find them, parse them, scale the pixels.
+"""Fashion-MNIST from its four IDX `.gz` files: find them, parse them, scale the pixels. Or your own images:
+load_training_set reads a folder of them too (machinery/image_folder.py), with its classes' names.
 
 It knows files and pixels, nothing of GANs.
 
@@ -10,6 +11,7 @@ import gzip
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +35,24 @@ CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 CLASS_FLAGS = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
 
 
-def class_index(text):
-    """A class named as in CLASS_FLAGS (any case) or by its index 0-9 -> the index; else ValueError."""
-    text = text.strip().lower()
-    if text in CLASS_FLAGS:
-        return CLASS_FLAGS.index(text)
-    if text.isdigit() and int(text) < len(CLASS_FLAGS):
+def class_flags(class_names=CLASS_NAMES):
+    """The classes as a command line spells them: Fashion-MNIST's CLASS_FLAGS, or other names in lower case
+    with dashes for spaces and slashes."""
+    if list(class_names) == list(CLASS_NAMES):
+        return CLASS_FLAGS
+    return tuple("-".join(name.lower().replace("/", " ").split()) for name in class_names)
+
+
+def class_index(text, class_names=CLASS_NAMES):
+    """A class named as class_flags spells it (any case), as it is named, or by its index -> the index; else
+    ValueError."""
+    flags, text = class_flags(class_names), text.strip()
+    for spellings in (flags, [name.lower() for name in class_names]):
+        if text.lower() in spellings:
+            return list(spellings).index(text.lower())
+    if text.isdigit() and int(text) < len(flags):
         return int(text)
-    raise ValueError(f"unknown class {text!r}; use one of {', '.join(CLASS_FLAGS)} or an index 0 to "
-                     f"{len(CLASS_FLAGS) - 1}")
+    raise ValueError(f"unknown class {text!r}; use one of {', '.join(flags)} or an index 0 to {len(flags) - 1}")
 
 
 class DataError(Exception):
@@ -182,6 +193,61 @@ def load_split(split="train", data_dir=None, limit=None, allow_download=True):
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     return images, labels
+
+
+# Other IDX files (MNIST's digits, say) are named by a file of this name beside them: one class name a line.
+CLASS_NAMES_FILE = "classes.txt"
+FASHION_MNIST, OTHER_IDX, IMAGE_FOLDER = "fashion-mnist", "idx", "image folder"  # TrainingSet.kind
+DESCRIBED = {FASHION_MNIST: "Fashion-MNIST", OTHER_IDX: f"IDX files named by {CLASS_NAMES_FILE}",
+             IMAGE_FOLDER: "a folder of images"}
+
+
+@dataclass
+class TrainingSet:
+    """What a run trains on: its images, their classes, the classes' names, and where they came from."""
+    images: np.ndarray  # uint8 [N, 28, 28]
+    classes: np.ndarray  # uint8 [N]
+    class_names: list
+    folder: Path
+    kind: str  # FASHION_MNIST, OTHER_IDX (named by classes.txt) or IMAGE_FOLDER
+    contents: str = None  # an image folder's digest of its files' names and sizes (a resumed run checks it)
+
+    def judge_knows_it(self):
+        return self.kind == FASHION_MNIST
+
+
+def load_training_set(data_dir=None, limit=None, allow_download=True):
+    """The training split (a TrainingSet): Fashion-MNIST's, other IDX files named by a classes.txt beside them,
+    or a folder of images (machinery/image_folder.py), the first `limit` images if given."""
+    folder = find_data_dir(data_dir, allow_download)
+    if not any(_file(folder, name) for name in FILES["train"]) and _holds_no_idx(folder):
+        return _read_image_folder(folder, limit)
+    images, labels = load_split("train", folder, limit)
+    names_file = folder / CLASS_NAMES_FILE
+    if not names_file.is_file():
+        return TrainingSet(images, labels, list(CLASS_NAMES), folder, FASHION_MNIST)
+    names = [line.strip() for line in names_file.read_text(errors="replace").splitlines() if line.strip()]
+    if len(names) <= labels.max(initial=0):
+        raise DataError(f"{names_file} names {len(names)} classes but the labels go up to {labels.max()}; "
+                        "one class name a line, in the labels' order")
+    return TrainingSet(images, labels, names, folder, OTHER_IDX)
+
+
+def _holds_no_idx(folder):
+    return not any("idx" in path.name for path in folder.iterdir())
+
+
+def _read_image_folder(folder, limit):
+    from machinery import image_folder  # Pillow: only where a folder of images is read
+    from tqdm import tqdm
+
+    try:
+        with tqdm(desc=f"reading the images in {folder}", unit="img", disable=None, leave=False) as bar:
+            read = image_folder.read(folder, limit, progress=lambda done: bar.update(done - bar.n))
+    except image_folder.FolderError as e:
+        raise DataError(str(e)) from None
+    print(image_folder.summary(folder, read))
+    return TrainingSet(read.images, read.classes, read.class_names, folder, IMAGE_FOLDER, read.contents)
 
 
 def scale_pixels(images, pixel_range):

@@ -32,7 +32,8 @@ EXIT_DIVERGED = runs.EXIT_DIVERGED  # a loss that is not a number stopped the ru
 def parse_args(argv=None):
     p = cli.OneLineParser(
         prog="dcgan.py",
-        description="Train a DCGAN on Fashion-MNIST with the classic compile + freeze + train_on_batch loop.",
+        description="Train a DCGAN on Fashion-MNIST (or a folder of your own images) with the classic compile + "
+                    "freeze + train_on_batch loop.",
         epilog="Example: python dcgan.py --epochs 10 --batch 32, then python make_gif.py.")
     p.add_argument("--preset", choices=list(presets.PRESETS), metavar="NAME",
                    help=f"which preset to train, a named row of settings (--list-presets shows them): "
@@ -53,9 +54,12 @@ def parse_args(argv=None):
                         "TensorFlow: not to the bit, see docs/resume.md) (default: a new one, "
                         "recorded in config.json)")
     p.add_argument("--limit", type=cli.positive_int, metavar="N",
-                   help="train on the first N images only (1 or more), for quick demos")
-    p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: search "
-                                      f"${data.ENV_VAR}, the Keras cache, {data.DEBIAN_DIR}, then download)")
+                   help="train on N images only (1 or more), for quick demos: Fashion-MNIST's first N; of a "
+                        "folder of images, N in a fixed shuffled order, a mix of its classes")
+    p.add_argument("--data-dir", metavar="FOLDER",
+                   help="folder with the four Fashion-MNIST .gz files, or a folder of your own images, one "
+                        "sub-folder per class (README: Your own images) (default: search "
+                        f"${data.ENV_VAR}, the Keras cache, {data.DEBIAN_DIR}, then download)")
     p.add_argument("--out", default="out", help="run folder for every output (default: out)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (only the kit's own files are removed)")
@@ -100,10 +104,12 @@ def train(run, started):
         train_epochs(training, at, interrupt)
     training.record.save_curves(at)
     scored = ", scoring" if run.config["eval_every"] else ""
+    scripts = ["make_gif.py", "generate.py"]
+    if run.data.judge_knows_it():  # the judge knows Fashion-MNIST only, not a folder of your own images
+        scripts += ["tools/verdicts.py", "evaluate.py"]
     print(f"done: {len(at.history)} epoch(s), {time.perf_counter() - started:.0f} s in all (start-up, training, "
           f"pictures{scored}); outputs in {run.out}/ "
-          "(next: " + "; ".join(cli.command("python", script, "--run", run.out)
-                                for script in ("make_gif.py", "generate.py", "tools/verdicts.py", "evaluate.py")) + ")")
+          "(next: " + "; ".join(cli.command("python", script, "--run", run.out) for script in scripts) + ")")
     return at.history
 
 

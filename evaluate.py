@@ -91,6 +91,7 @@ def main(argv=None):
         if not args.train_classifier:  # a mistyped --run or --generator, told before the backend's slow import
             path = sampling.path_from(args)
             sampling.require_file(path)
+            refuse_other_data(sampling.config_beside(path), path.parent)
             runs.check_writable(path.parent, named=f"{path.parent} (for eval.json and eval.png)")
         backends.use(args.backend)
         from machinery import judge  # imports Keras: only now that the backend is chosen
@@ -104,6 +105,16 @@ def main(argv=None):
         cli.fail(str(e))
     except KeyboardInterrupt:  # eval.json is written atomically, at the end: the old one is untouched
         cli.fail("interrupted; nothing was written", status=130)
+
+
+def refuse_other_data(run_config, run):
+    """The judge was trained on Fashion-MNIST: what it says of a generator of other images would mean nothing
+    (its classes would name digits or your drawings as T-shirts and trousers)."""
+    kind = (run_config or {}).get("data_kind", data.FASHION_MNIST)
+    if kind != data.FASHION_MNIST:
+        cli.fail(f"the judge knows only Fashion-MNIST (its classifier and features were trained on it); this "
+                 f"generator was trained on {data.DESCRIBED[kind]} in {run_config['data_dir']}, so its figures would "
+                 f"mean nothing. Look at its pictures instead: {cli.command('python', 'generate.py', '--run', run)}")
 
 
 def evaluate(args):
@@ -124,7 +135,8 @@ def evaluate(args):
         # Gone before the generator runs: under TensorFlow 0.72 GB of the 0.96 GB this run peaks at are
         # TensorFlow's own, and the 55 MB of real images are not needed again.
         del test_images, train_images
-        asked = sampling.every_class(args.samples) if sampling.is_conditional(generator) else None
+        conditional = sampling.is_conditional(generator)
+        asked = sampling.every_class(args.samples, sampling.class_count(generator)) if conditional else None
         images = sampling.sample(generator, args.samples, noise_kind, pixel_range, args.seed, asked, bar=bar)
         sample_features, sample_probs = judge.features_and_probabilities(feature_model, images, bar=bar)
     real_subset = np.random.default_rng(args.seed).choice(len(train_features), args.samples, replace=False)

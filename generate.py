@@ -14,14 +14,13 @@ samples.png with sneakers; without --class, samples.png shows every class side b
 column one noise vector (so one column is one "style" in ten classes), and each walk keeps one class.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 import data
 import viz
-from machinery import backends, cli, runs, sampling
+from machinery import backends, cli, presets, runs, sampling
 
 
 def interpolate(start, end, steps):
@@ -45,26 +44,26 @@ def walk_noise(generator, walks, steps, noise_kind, seed):
     return np.concatenate([interpolate(ends[2 * i], ends[2 * i + 1], steps) for i in range(walks)])
 
 
-def class_argument(text):
-    """An argparse type: a Fashion-MNIST class by name or index (data.class_index)."""
+def asked_class_index(text, class_names):
+    """--class NAME (or index) -> the class's index among the run's `class_names`; else one line and exit."""
     try:
-        return data.class_index(text)
+        return data.class_index(text, class_names)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        cli.fail(f"--class: {e}")
 
 
-def draw_samples(generator, count, noise_kind, pixel_range, seed, asked_class=None):
+def draw_samples(generator, count, noise_kind, pixel_range, seed, asked_class=None, class_names=data.CLASS_NAMES):
     """The images of samples.png -> (uint8 images, rows, cols, row labels or None, what they show).
     A conditional G without a class asked: one row per class, each column one z shared by every row."""
     if sampling.is_conditional(generator) and asked_class is None:
-        classes = len(data.CLASS_NAMES)
+        classes = len(class_names)
         cols = -(-count // classes)
         z, asked = sampling.one_row_per_class(sampling.noise(generator, cols, noise_kind, seed), classes)
         images = sampling.draw(generator, z, pixel_range, asked)
-        return images, classes, cols, list(data.CLASS_NAMES), f"{cols} per class"
+        return images, classes, cols, list(class_names), f"{cols} per class"
     images = sampling.sample(generator, count, noise_kind, pixel_range, seed,
                              None if asked_class is None else np.full(count, asked_class))
-    shown = f"{count} new samples" if asked_class is None else f"{count} x {data.CLASS_NAMES[asked_class]}"
+    shown = f"{count} new samples" if asked_class is None else f"{count} x {class_names[asked_class]}"
     return (images, *grid_shape(count), None, shown)
 
 
@@ -82,26 +81,31 @@ def refuse_class(path):
              "conditional generator: python dcgan.py --preset conditional")
 
 
-def generate(path, out, count, walks, steps, seed, noise=None, size=viz.PICTURE_SIZE, asked_class=None):
+def generate(path, out, count, walks, steps, seed, noise=None, size=viz.PICTURE_SIZE, asked_class=None,
+             class_names=data.CLASS_NAMES):
+    """samples.png and walks.png from the generator file at `path`, into `out`. `class_names`: a conditional
+    G's classes (its run's: Fashion-MNIST's, or those of the folder of images it trained on)."""
     generator, noise_kind, pixel_range = sampling.load(path, noise)
     conditional = sampling.is_conditional(generator)
     if asked_class is not None and not conditional:
         refuse_class(path)
+    if conditional and len(class_names) != sampling.class_count(generator):  # a G with no run beside it
+        class_names = [f"class {index}" for index in range(sampling.class_count(generator))]
     written = [out / "samples.png"]
     samples, rows, cols, row_labels, shown = draw_samples(generator, count, noise_kind, pixel_range, seed,
-                                                          asked_class)
+                                                          asked_class, class_names)
     caption = f"{shown} from {Path(path.parent.name, path.name)} (seed {seed})"
     runs.replace_atomically(written[0], lambda path: viz.save_grid(samples, path, rows, cols, size, caption,
                                                                    row_labels=row_labels))
     if walks:
         written.append(out / "walks.png")
         # A conditional G walks within one class: the one asked for, else each row the next class.
-        walk_classes = [asked_class if asked_class is not None else row % len(data.CLASS_NAMES)
+        walk_classes = [asked_class if asked_class is not None else row % len(class_names)
                         for row in range(walks)] if conditional else None
         images = sampling.draw(generator, walk_noise(generator, walks, steps, noise_kind, seed), pixel_range,
                                np.repeat(walk_classes, steps) if conditional else None)
         caption = f"{walks} walk{'s' if walks > 1 else ''} through the noise, {steps} steps each"
-        labels = [data.CLASS_NAMES[c] for c in walk_classes] if conditional else None
+        labels = [class_names[c] for c in walk_classes] if conditional else None
         runs.replace_atomically(written[1], lambda path: viz.save_grid(images, path, walks, steps, size, caption,
                                                                        {0: "start", steps - 1: "end"}, labels))
     print(f"wrote {' and '.join(map(str, written))} ({noise_kind} noise, seed {seed})")
@@ -124,9 +128,10 @@ def main(argv=None):
                    default=viz.PICTURE_SIZE, metavar="PX",
                    help=f"the longer side of each picture's grid in pixels, {viz.MIN_PICTURE_SIZE} to "
                         f"{viz.MAX_PICTURE_SIZE} (default: {viz.PICTURE_SIZE}, for a projector)")
-    p.add_argument("--class", dest="asked_class", type=class_argument, metavar="NAME",
+    p.add_argument("--class", dest="asked_class", metavar="NAME",
                    help="for a conditional generator (--preset conditional): draw only this class, by name ("
-                        f"{', '.join(data.CLASS_FLAGS)}) or index 0 to 9 (default: every class, a row each)")
+                        f"Fashion-MNIST's: {', '.join(data.CLASS_FLAGS)}; a folder of images: its class folders' "
+                        "names) or index from 0 (default: every class, a row each)")
     p.add_argument("--out", help="folder for the pictures (default: the generator's folder)")
     backends.add_flag(p)
     args = p.parse_args(argv)
@@ -137,13 +142,15 @@ def main(argv=None):
     out = Path(args.out) if args.out else path.parent
     sampling.require_file(path)  # before --out is made: a typo in --run must not leave a folder behind
     run_config = sampling.config_beside(path)
-    if args.asked_class is not None and run_config and not run_config.get("conditional"):
+    class_names = presets.class_names_of(run_config or {})  # Fashion-MNIST's, or the folder of images' it trained on
+    asked_class = None if args.asked_class is None else asked_class_index(args.asked_class, class_names)
+    if asked_class is not None and run_config and not run_config.get("conditional"):
         refuse_class(path)  # told by its run before Keras's import; a G with no run is asked once loaded
     try:
         runs.check_writable(out)  # before any work
         backends.use(args.backend)
         return generate(path, out, args.count, args.walks, args.steps, args.seed, args.noise,
-                        args.picture_size, args.asked_class)
+                        args.picture_size, asked_class, class_names)
     except runs.RunError as e:
         cli.fail(str(e))
     except KeyboardInterrupt:  # pictures are written atomically: the old ones, if any, are untouched

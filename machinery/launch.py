@@ -18,9 +18,9 @@ from machinery import backends, devices, preflight, presets, runs, settings
 
 @contextlib.contextmanager
 def run_folder(args, data_read=None):
-    """Yields the run: out (its folder), write_to (where this process writes), args, config, data_dir,
-    images, classes (the images' class indices, which a conditional preset trains on) and processes (this
-    process's index and the count). `data_read`: what preflight.check_and_read_first found, if anything."""
+    """Yields the run: out (its folder), write_to (where this process writes), args, config, data (a
+    data.TrainingSet: the images, their classes, the classes' names) and processes (this process's index and
+    the count). `data_read`: what preflight.check_and_read_first read, if anything."""
     out = Path(args.out)
     # Before JAX touches a device: a run of several processes starts its distributed runtime first.
     processes = devices.start_processes(args.processes, args.process_index, args.coordinator, backends.current())
@@ -31,13 +31,12 @@ def run_folder(args, data_read=None):
     config["devices"] = devices.resolve(args.devices, backends.current(), config["batch"], processes)
     config["processes"] = processes.count
     if data_read is None:  # in none of the usual places before the backend was chosen: downloaded now, by Keras
-        data_dir = data.find_data_dir(args.data_dir)
-        data_read = (data_dir, *data.load_split("train", data_dir, config["limit"]))
-    data_dir, images, classes = data_read
-    # Again: the data may have been downloaded only now
-    preflight.check_batch_fits(config["batch"], images, presets.PRESETS[config["preset"]].critic_steps)
-    run = SimpleNamespace(out=out, write_to=out, args=args, config=config, data_dir=data_dir, images=images,
-                          classes=classes, processes=processes)
+        data_read = data.load_training_set(data.find_data_dir(preflight.data_dir_of(args, config)), config["limit"])
+        # Again: the data was downloaded only now
+        preflight.check_batch_fits(config["batch"], data_read.images, presets.PRESETS[config["preset"]].critic_steps,
+                                   config["limit"])
+        preflight.check_data_suits(args, config, data_read)
+    run = SimpleNamespace(out=out, write_to=out, args=args, config=config, data=data_read, processes=processes)
     if processes.index > 0:
         print(f"process {processes.index} of {processes.count}: training; process 0 writes {out} and shows the "
               "progress")

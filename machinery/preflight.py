@@ -13,8 +13,8 @@ from machinery import backends, cli, devices, presets, runs, settings
 
 
 def check_and_read_first(args):
-    """Check all that needs no Keras, and read the training images. Returns (data folder, images, classes),
-    or None where the data is in none of the usual places: then the caller downloads it with Keras (
+    """Check all that needs no Keras, and read the training images. Returns them (a data.TrainingSet), or None
+    where the data is in none of the usual places: then the caller downloads it with Keras (
     data.find_data_dir), once the backend is chosen."""
     out = Path(args.out)
     writes_folder = (args.process_index or 0) == 0  # the process that writes the run folder
@@ -32,10 +32,11 @@ def check_and_read_first(args):
     devices.check_flags(args.devices, args.processes, args.process_index, args.coordinator,
                         backends.chosen(args.backend))
     check_fused_step(args)
-    data_dir = data.find_data_dir_before_keras(args.data_dir)
-    data_read = (data_dir, *data.load_split("train", data_dir, config["limit"])) if data_dir else None
+    data_dir = data.find_data_dir_before_keras(data_dir_of(args, config))
+    data_read = data.load_training_set(data_dir, config["limit"]) if data_dir else None
     if data_read:
-        check_batch_fits(config["batch"], data_read[1], preset.critic_steps)
+        check_batch_fits(config["batch"], data_read.images, preset.critic_steps, config["limit"])
+        check_data_suits(args, config, data_read)
     if writes_folder:
         runs.check_writable(out)  # last: it makes a new run's folder, which a mistake above should not leave
     return data_read
@@ -55,8 +56,35 @@ def check_fused_step(args):
                             "or --fused-step")
 
 
-def check_batch_fits(batch, images, critic_steps=1):
+def check_batch_fits(batch, images, critic_steps=1, limit=None):
     """One step must fit in the images: its batch, or for a WGAN-GP preset one batch per critic step."""
     if batch * critic_steps > len(images):
         per_step = f"--batch {batch}" + (f" x {critic_steps} critic steps" if critic_steps > 1 else "")
-        cli.fail(f"{per_step} is larger than the {len(images)} training images; lower --batch or raise --limit")
+        more = "raise --limit" if limit == len(images) else "add images"
+        cli.fail(f"{per_step} is larger than the {len(images)} training images; lower --batch or {more}")
+
+
+def data_dir_of(args, config):
+    """--data-dir, or where none is given to a resumed run of a folder of images, that folder: it trained on
+    nothing else (a Fashion-MNIST run is looked for in the usual places again, as it was at first)."""
+    if args.data_dir or not args.resume or config.get("data_kind") != data.IMAGE_FOLDER:
+        return args.data_dir
+    return config["data_dir"]
+
+
+def check_data_suits(args, config, training_set):
+    """The data must be what a resumed run trained on, and what --eval-every's judge knows."""
+    if args.resume:
+        kind, folder = config.get("data_kind", data.FASHION_MNIST), config.get("data_dir")
+        if kind != training_set.kind:
+            raise runs.RunError(f"this run trained on {data.DESCRIBED[kind]} in {folder}, not on "
+                                f"{data.DESCRIBED[training_set.kind]} in {training_set.folder}; resume with --data-dir "
+                                f"{folder}, or start a new run in another --out")
+        if config.get("data_contents") != training_set.contents:
+            raise runs.RunError(f"{training_set.folder} has changed since this run trained on it (images added, "
+                                "removed or redrawn); resume with the folder as it was, or start a new "
+                                "run in another --out")
+    eval_every = args.eval_every if args.eval_every is not None else config.get("eval_every")
+    if eval_every and not training_set.judge_knows_it():
+        raise runs.RunError(f"--eval-every scores with the judge, which knows only Fashion-MNIST (its classifier "
+                            f"and features were trained on it), not {training_set.folder}; leave --eval-every out")

@@ -9,7 +9,7 @@ What a run's config.json may hold follows from the table: read_run_config checks
 
 import json
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import data
@@ -195,11 +195,22 @@ def read_run_config(folder, remedy, if_missing=None, needs=()):
     return config
 
 
-def picture_layout(preset, grid):
+def of_run(config):
+    """The preset a run trains: its row in PRESETS, with as many classes as the run's data has (a folder of
+    your own images: its class folders; runs made before class names were recorded: Fashion-MNIST's ten)."""
+    preset = PRESETS[config["preset"]]
+    return replace(preset, classes=len(class_names_of(config))) if preset.conditional else preset
+
+
+def class_names_of(config):
+    return config.get("class_names") or list(data.CLASS_NAMES)
+
+
+def picture_layout(preset, grid, class_names=data.CLASS_NAMES):
     """(rows, cols, row labels) of each epoch's picture: grid x grid samples, or for a conditional preset
     one row per class, named."""
     if preset.conditional:
-        return preset.classes, grid, list(data.CLASS_NAMES[:preset.classes])
+        return preset.classes, grid, list(class_names[:preset.classes])
     return grid, grid, None
 
 

@@ -7,6 +7,7 @@ complete version of each, never half of one. Pictures, generator.keras and score
 """
 
 import keras
+import numpy as np
 
 import models
 import viz
@@ -16,6 +17,7 @@ from machinery import averaging, backends, checkpoints, judge, memorisation, pre
 # 1,024: 4x faster (legacy's G: 0.2 s against 0.7-0.9 s on a 2-core CPU, most of a frame's cost), and its
 # pictures differ by 0.4 of 255 grey levels on average. The epoch's own frame and every file keep 1,024.
 MID_EPOCH_SETTLE_SAMPLES = 256
+TRAINING_IMAGES = "training_images.png"  # a run on data other than Fashion-MNIST: a few of its images as read
 
 
 class Recorder:
@@ -24,7 +26,7 @@ class Recorder:
 
     def __init__(self, write_to, config, parts, steps):
         self.write_to, self.config, self.parts, self.steps = write_to, config, parts, steps
-        self.preset = presets.PRESETS[config["preset"]]
+        self.preset = presets.of_run(config)
         self.backend = backends.current()
         self.save_generator = GeneratorSaver(parts.generator).save
         self.scorer = self.eval_noise = self.memory_check = None  # --eval-every's: score_every_few_epochs
@@ -45,6 +47,22 @@ class Recorder:
         runs.write_config(self.write_to, self.config)
         (self.write_to / "images").mkdir(exist_ok=True)
 
+    def save_training_images(self, training_set, per_class=8, most_classes=10):
+        """training_images.png: a few of the training images as the GAN sees them (28x28 grey), a row per class
+        (the first `most_classes`), so that a folder of your own images is seen as it was read."""
+        images, names = training_set.images, training_set.class_names[:most_classes]
+        if len(names) > 1:
+            rows = [np.flatnonzero(training_set.classes == label)[:per_class] for label in range(len(names))]
+        else:  # one class: four rows of it, unlabelled
+            first = np.arange(min(4 * per_class, len(images)))
+            rows, names = [first[i:i + per_class] for i in range(0, len(first), per_class)], None
+        tiles = np.zeros((len(rows) * per_class, *images.shape[1:]), np.uint8)  # a class short of images: black
+        for row, picked in enumerate(rows):
+            tiles[row * per_class:row * per_class + len(picked)] = images[picked]
+        caption = f"what the GAN sees: {len(training_set.images):,} images from {training_set.folder.name}"
+        runs.replace_atomically(self.write_to / TRAINING_IMAGES, lambda path: viz.save_grid(
+            tiles, path, len(rows), per_class, self.config["picture_size"], caption, row_labels=names))
+
     def score_every_few_epochs(self, images, classes, data_dir):
         """For --eval-every: the judge's quick scorer, and D's memorisation check on `images` (the run's)."""
         config = self.config
@@ -62,7 +80,8 @@ class Recorder:
 
     def save_frame(self, epoch, step):
         """The grid of the fixed noise after `step` steps of `epoch`; call with G as shown."""
-        rows, cols, row_labels = presets.picture_layout(self.preset, self.config["grid"])
+        rows, cols, row_labels = presets.picture_layout(self.preset, self.config["grid"],
+                                                        presets.class_names_of(self.config))
         fixed_noise = keras.ops.convert_to_numpy(self.parts.fixed_noise)
         samples = sampling.draw(self.parts.generator, fixed_noise, self.preset.pixel_range, self.parts.fixed_classes)
         epochs, steps = self.config["epochs"], self.steps

@@ -102,11 +102,19 @@ def one_row_per_class(z, classes=len(data.CLASS_NAMES)):
     return np.tile(z, (classes, 1)), np.repeat(np.arange(classes, dtype=np.int32), len(z))
 
 
+def class_count(generator):
+    """How many classes a conditional G draws: its label code's size (models.label_code), 10 for Fashion-MNIST,
+    as many as the class folders of a folder of images it trained on."""
+    return generator.get_layer("g_label_code").input_dim
+
+
 def inputs_for(generator, z, classes=None):
     """What to feed G for noise z: z itself, or [z, classes] for a conditional G (every_class by default)."""
     if not is_conditional(generator):
         return z
-    return [z, every_class(len(z)) if classes is None else np.asarray(classes, np.int32).reshape(-1, 1)]
+    if classes is None:
+        classes = every_class(len(z), class_count(generator))
+    return [z, np.asarray(classes, np.int32).reshape(-1, 1)]
 
 
 def config_beside(path):

@@ -26,7 +26,7 @@ def build(config, jit_compile, processes=devices.ONE_PROCESS, fused=False):
     """Everything a run trains and shows, built from its config: G, D and the stacked GAN (models.build_gan),
     the batch maker, the fixed noise of the pictures, G's weight average, one train step (`fused`:
     fused_step.py's, which also holds the variables' values until its sync()), and the checkpoint groups."""
-    preset = presets.PRESETS[config["preset"]]
+    preset = presets.of_run(config)
     # config.get: runs made before --dropout have none recorded, and trained with the preset's
     generator, discriminator, gan = models.build_gan(preset, config["latent"], config["lr"], jit_compile,
                                                      config.get("dropout"))
@@ -34,7 +34,7 @@ def build(config, jit_compile, processes=devices.ONE_PROCESS, fused=False):
                                         config["fakes_in_training_mode"], preset.classes * preset.conditional)
     # The same z every epoch, so frames show G change; from numpy, so the same on every backend. A
     # conditional run's picture has one row per class, each column one z: the same z across classes.
-    rows, cols, _ = presets.picture_layout(preset, config["grid"])
+    rows, cols, _ = presets.picture_layout(preset, config["grid"], presets.class_names_of(config))
     noise = sampling.noise_on_host(config["noise"], cols if preset.conditional else rows * cols, config["latent"],
                                    config["seed"])
     fixed_classes = None
@@ -64,8 +64,12 @@ class Training:
     def __init__(self, run):
         self.out, self.args, self.config, self.processes = run.out, run.args, run.config, run.processes
         args, config, processes, write_to = run.args, run.config, run.processes, run.write_to
-        images, classes, data_dir = run.images, run.classes, run.data_dir
-        self.preset = preset = presets.PRESETS[config["preset"]]
+        self.data = run.data
+        images, classes, data_dir = run.data.images, run.data.classes, run.data.folder
+        config.update(data_kind=run.data.kind, class_names=run.data.class_names)
+        if run.data.contents:
+            config["data_contents"] = run.data.contents
+        self.preset = preset = presets.of_run(config)
         # A step is one G update, on batch real images, or for WGAN-GP critic_steps batches (one per D update).
         # The remainder is dropped: one batch shape, one traced train function.
         self.per_step = config["batch"] * preset.critic_steps
@@ -102,6 +106,8 @@ class Training:
         else:
             at = Position()
         self.record.start(at.history, at.step_rows, resumed=self.args.resume)
+        if not self.args.resume and self.data.kind != data.FASHION_MNIST:  # your own images: see what was read
+            self.record.save_training_images(self.data)
         if self.config["eval_every"]:
             self.record.score_every_few_epochs(*self.scored_on)
         self.say_what_trains()
