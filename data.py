@@ -198,8 +198,10 @@ def load_split(split="train", data_dir=None, limit=None, allow_download=True):
 # Other IDX files (MNIST's digits, say) are named by a file of this name beside them: one class name a line.
 CLASS_NAMES_FILE = "classes.txt"
 FASHION_MNIST, OTHER_IDX, IMAGE_FOLDER = "fashion-mnist", "idx", "image folder"  # TrainingSet.kind
-DESCRIBED = {FASHION_MNIST: "Fashion-MNIST", OTHER_IDX: f"IDX files named by {CLASS_NAMES_FILE}",
-             IMAGE_FOLDER: "a folder of images"}
+KIND_IN_WORDS = {FASHION_MNIST: "Fashion-MNIST", OTHER_IDX: f"IDX files named by {CLASS_NAMES_FILE}",
+                 IMAGE_FOLDER: "a folder of images"}
+# Why evaluate.py, tools/verdicts.py and --eval-every refuse other data
+JUDGE_KNOWS_ONLY = "the judge knows only Fashion-MNIST (its classifier and features were trained on it)"
 
 
 @dataclass
@@ -213,6 +215,8 @@ class TrainingSet:
     contents: str = None  # an image folder's digest of its files' names and sizes (a resumed run checks it)
 
     def judge_knows_it(self):
+        """The judge (evaluate.py, --eval-every, tools/verdicts.py) was trained on Fashion-MNIST and scores
+        against its test split: of other images its figures would mean nothing."""
         return self.kind == FASHION_MNIST
 
 
@@ -220,7 +224,7 @@ def load_training_set(data_dir=None, limit=None, allow_download=True):
     """The training split (a TrainingSet): Fashion-MNIST's, other IDX files named by a classes.txt beside them,
     or a folder of images (machinery/image_folder.py), the first `limit` images if given."""
     folder = find_data_dir(data_dir, allow_download)
-    if not any(_file(folder, name) for name in FILES["train"]) and _holds_no_idx(folder):
+    if not any(_file(folder, name) for pair in FILES.values() for name in pair):  # none of the four IDX files
         return _read_image_folder(folder, limit)
     images, labels = load_split("train", folder, limit)
     names_file = folder / CLASS_NAMES_FILE
@@ -231,10 +235,6 @@ def load_training_set(data_dir=None, limit=None, allow_download=True):
         raise DataError(f"{names_file} names {len(names)} classes but the labels go up to {labels.max()}; "
                         "one class name a line, in the labels' order")
     return TrainingSet(images, labels, names, folder, OTHER_IDX)
-
-
-def _holds_no_idx(folder):
-    return not any("idx" in path.name for path in folder.iterdir())
 
 
 def _read_image_folder(folder, limit):

@@ -107,14 +107,17 @@ def main(argv=None):
         cli.fail("interrupted; nothing was written", status=130)
 
 
-def refuse_other_data(run_config, run):
-    """The judge was trained on Fashion-MNIST: what it says of a generator of other images would mean nothing
-    (its classes would name digits or your drawings as T-shirts and trousers)."""
+def refuse_other_data(run_config, run, classes=len(data.CLASS_NAMES)):
+    """What the judge says of a generator of other images would mean nothing (its classes would name digits or
+    your drawings as T-shirts and trousers): known from its run's config.json, or for a conditional G with
+    no run beside it, from its count of classes."""
     kind = (run_config or {}).get("data_kind", data.FASHION_MNIST)
-    if kind != data.FASHION_MNIST:
-        cli.fail(f"the judge knows only Fashion-MNIST (its classifier and features were trained on it); this "
-                 f"generator was trained on {data.DESCRIBED[kind]} in {run_config['data_dir']}, so its figures would "
-                 f"mean nothing. Look at its pictures instead: {cli.command('python', 'generate.py', '--run', run)}")
+    if kind == data.FASHION_MNIST and classes == len(data.CLASS_NAMES):
+        return
+    trained_on = (f"{data.KIND_IN_WORDS[kind]} in {run_config['data_dir']}" if kind != data.FASHION_MNIST
+                  else f"{classes} classes, not Fashion-MNIST's 10")
+    cli.fail(f"{data.JUDGE_KNOWS_ONLY}; this generator was trained on {trained_on}, so its figures would mean "
+             f"nothing. Look at its pictures instead: {cli.command('python', 'generate.py', '--run', run)}")
 
 
 def evaluate(args):
@@ -122,6 +125,8 @@ def evaluate(args):
 
     path = sampling.path_from(args)
     generator, noise_kind, pixel_range = sampling.load(path, args.noise)
+    if sampling.is_conditional(generator):  # a conditional G of other classes with no run beside it
+        refuse_other_data(None, path.parent, sampling.class_count(generator))
     _, feature_model, info = judge.load_classifier()
     started = time.perf_counter()
     data_dir = data.find_data_dir(args.data_dir)
@@ -135,8 +140,7 @@ def evaluate(args):
         # Gone before the generator runs: under TensorFlow 0.72 GB of the 0.96 GB this run peaks at are
         # TensorFlow's own, and the 55 MB of real images are not needed again.
         del test_images, train_images
-        conditional = sampling.is_conditional(generator)
-        asked = sampling.every_class(args.samples, sampling.class_count(generator)) if conditional else None
+        asked = sampling.every_class(args.samples) if sampling.is_conditional(generator) else None
         images = sampling.sample(generator, args.samples, noise_kind, pixel_range, args.seed, asked, bar=bar)
         sample_features, sample_probs = judge.features_and_probabilities(feature_model, images, bar=bar)
     real_subset = np.random.default_rng(args.seed).choice(len(train_features), args.samples, replace=False)

@@ -81,16 +81,18 @@ def refuse_class(path):
              "conditional generator: python dcgan.py --preset conditional")
 
 
-def generate(path, out, count, walks, steps, seed, noise=None, size=viz.PICTURE_SIZE, asked_class=None,
+def generate(path, out, count, walks, steps, seed, noise=None, size=viz.PICTURE_SIZE, asked=None,
              class_names=data.CLASS_NAMES):
-    """samples.png and walks.png from the generator file at `path`, into `out`. `class_names`: a conditional
-    G's classes (its run's: Fashion-MNIST's, or those of the folder of images it trained on)."""
+    """samples.png and walks.png from the generator file at `path`, into `out`. `asked`: --class as given, or
+    None; `class_names`: a conditional G's classes (its run's: Fashion-MNIST's, or those of the folder of
+    images it trained on)."""
     generator, noise_kind, pixel_range = sampling.load(path, noise)
     conditional = sampling.is_conditional(generator)
-    if asked_class is not None and not conditional:
+    if asked is not None and not conditional:
         refuse_class(path)
-    if conditional and len(class_names) != sampling.class_count(generator):  # a G with no run beside it
+    if conditional and len(class_names) != sampling.class_count(generator):  # a G of other classes, no run beside it
         class_names = [f"class {index}" for index in range(sampling.class_count(generator))]
+    asked_class = None if asked is None else asked_class_index(asked, class_names)
     written = [out / "samples.png"]
     samples, rows, cols, row_labels, shown = draw_samples(generator, count, noise_kind, pixel_range, seed,
                                                           asked_class, class_names)
@@ -143,14 +145,15 @@ def main(argv=None):
     sampling.require_file(path)  # before --out is made: a typo in --run must not leave a folder behind
     run_config = sampling.config_beside(path)
     class_names = presets.class_names_of(run_config or {})  # Fashion-MNIST's, or the folder of images' it trained on
-    asked_class = None if args.asked_class is None else asked_class_index(args.asked_class, class_names)
-    if asked_class is not None and run_config and not run_config.get("conditional"):
-        refuse_class(path)  # told by its run before Keras's import; a G with no run is asked once loaded
+    if args.asked_class is not None and run_config:  # told by its run before Keras's import; a G with no run
+        asked_class_index(args.asked_class, class_names)  # is asked once loaded
+        if not run_config.get("conditional"):
+            refuse_class(path)
     try:
         runs.check_writable(out)  # before any work
         backends.use(args.backend)
         return generate(path, out, args.count, args.walks, args.steps, args.seed, args.noise,
-                        args.picture_size, asked_class, class_names)
+                        args.picture_size, args.asked_class, class_names)
     except runs.RunError as e:
         cli.fail(str(e))
     except KeyboardInterrupt:  # pictures are written atomically: the old ones, if any, are untouched

@@ -1,12 +1,13 @@
 """A folder of your own images as training data, read the way Keras's image_dataset_from_directory reads one:
-one sub-folder per class (its name is the class's name; classes sorted as Python sorts text, capitals first, as
-Keras does), or the images
-directly in the folder (one class, named after the folder). Sub-folders of a class's folder count for it.
+one sub-folder per class (its name is the class's name; classes sorted as Python sorts text, capitals first,
+as Keras does), or the images directly in the folder (one class, named after the folder). Sub-folders of a
+class's folder count for it.
 
 Each image becomes the kit's 28x28 grayscale, as Fashion-MNIST's are (to_28x28): turned upright by its EXIF
 tag, transparency laid on white, colour made grey by luminance (Pillow's "L": 0.299 R + 0.587 G + 0.114 B),
-the largest centred square kept (the edges of a long side are cut off, nothing stretched), then scaled to
-28x28. Colours are not inverted: a drawing on white paper stays dark on white (Fashion-MNIST is light on black).
+16-bit greys scaled to 8, the largest centred square kept (the edges of a long side are cut off, nothing
+stretched), then scaled to 28x28. Colours are not inverted: a drawing on white paper stays dark on white
+(Fashion-MNIST is light on black).
 
 Memory stays bounded: images are decoded one at a time and only their 784 bytes kept (100,000 photos: 78 MB).
 Decoding many large photos is slow, so what a folder gave is kept in a cache (~/.cache/dcgan-kit, or
@@ -14,6 +15,7 @@ $DCGAN_KIT_CACHE) and read back while the folder's files are unchanged.
 """
 
 import hashlib
+import io
 import os
 import time
 import warnings
@@ -30,6 +32,7 @@ ORIENTATION = 0x0112  # the EXIF tag of how the camera was held
 CACHE_ENV_VAR = "DCGAN_KIT_CACHE"
 CACHE_WHEN_SLOWER_THAN = 2.0  # seconds of decoding; a faster folder is simply read again each time
 ORDER_SEED = 0  # the images in one fixed shuffled order, so --limit N takes a mix of the classes
+MAX_CLASSES = 255  # a class index is one byte (uint8), as Fashion-MNIST's labels are
 
 
 class FolderError(Exception):
@@ -41,7 +44,7 @@ class FolderImages:
     images: np.ndarray  # uint8 [N, 28, 28]
     classes: np.ndarray  # uint8 [N], indices into class_names
     class_names: list
-    contents: str  # a digest of the images as read and their classes: a resumed run checks it
+    contents: str  # a digest of the image files read, their classes and names: a resumed run checks it
     files: int  # image files found (the images read, plus those skipped)
     skipped: list  # (file relative to the folder, why) for each image Pillow could not read
     sizes: tuple  # (smallest, largest) (width, height) met, upright
@@ -62,8 +65,8 @@ def _images_under(folder, endings, recursive):
     found = []
     for root, subfolders, files in os.walk(folder):
         subfolders[:] = sorted(name for name in subfolders if not _hidden(Path(name)))
-        found += [Path(root, name) for name in sorted(files)
-                  if not _hidden(Path(name)) and Path(name).suffix.lower() in endings]
+        found += [Path(root, name) for name in sorted(files)  # is_file: not a link to nothing
+                  if not _hidden(Path(name)) and Path(name).suffix.lower() in endings and Path(root, name).is_file()]
         if not recursive:
             break
     return found
@@ -87,27 +90,19 @@ def find_images(folder):
     if empty := [name for name, files in by_class.items() if not files]:
         raise FolderError(f"class folder {folder / empty[0]} holds no image (.png, .jpg, ...); add some, or move it "
                           "out of the folder")
-    if len(by_class) > 255:
-        raise FolderError(f"{folder} has {len(by_class)} class folders, 255 at most; group them")
+    if len(by_class) > MAX_CLASSES:
+        raise FolderError(f"{folder} has {len(by_class)} class folders, {MAX_CLASSES} at most; group them")
     names = list(by_class)
     return names, [(path, names.index(name)) for name, files in by_class.items() for path in files]
 
 
-def contents_digest(images, classes, class_names):
-    """What the GAN trains on, as a short digest: it changes when an image is added, removed or redrawn, or a
-    class renamed, and not when the folder is copied or moved."""
-    digest = hashlib.sha256(images.tobytes())
-    digest.update(classes.tobytes())
-    digest.update("\0".join(class_names).encode())
-    return digest.hexdigest()[:16]
-
-
-def to_28x28(path):
-    """One image file -> uint8 [28, 28] and its (width, height), as the module's docstring says."""
-    with Image.open(path) as image:
+def to_28x28(file):
+    """One image (a path or an open file) -> uint8 [28, 28] and its (width, height) upright, as the module's
+    docstring says."""
+    with Image.open(file) as image:
         size = image.size if image.getexif().get(ORIENTATION, 1) < 5 else image.size[::-1]  # 5-8: turned 90 degrees
         image.draft("RGB", (2 * SIDE, 2 * SIDE))  # a JPEG decodes at 1/2 to 1/8 size where that is still enough
-        image = ImageOps.exif_transpose(image)
+        image = _eight_bit(ImageOps.exif_transpose(image))
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             image = image.convert("RGBA")
             image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
@@ -115,73 +110,95 @@ def to_28x28(path):
         return np.asarray(grey, np.uint8), size
 
 
-def read(folder, limit=None, progress=None):
+def _eight_bit(image):
+    """16- and 32-bit greys as 0-255: Pillow's convert("L") clips them at 255 (a 16-bit scan came out white)."""
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image
+    values = np.asarray(image, np.float64)
+    if image.mode == "F" and values.max(initial=0) <= 1:
+        values = values * 255  # floats from 0 to 1
+    elif values.max(initial=0) > 255:
+        values = values / 257  # 16-bit: 65535 -> 255
+    return Image.fromarray(values.clip(0, 255).astype(np.uint8))
+
+
+def read(folder, limit=None, progress=None, cache=None):
     """The images of `folder` (FolderImages), at most `limit` of them in the folder's fixed shuffled order, from
-    the cache where this folder was read before. `progress`: called with the count of files read so far."""
+    the cache where this folder was read before. `progress`: called with the count of files read so far;
+    `cache`: the cache's folder (default: cache_folder())."""
     folder = Path(folder)
     class_names, listed = find_images(folder)
     order = np.random.default_rng(ORDER_SEED).permutation(len(listed))
     listed = [listed[i] for i in order]
-    cache = _cache_file(folder, listed, limit)
-    if cache.is_file():
-        with np.load(cache) as saved:
-            images, classes = saved["images"], saved["classes"]
-            skipped = [tuple(row) for row in saved["skipped"].tolist()]
-            sizes = tuple(map(tuple, saved["sizes"].tolist()))
-        return FolderImages(images, classes, class_names, contents_digest(images, classes, class_names), len(listed),
-                            skipped, sizes, 0.0, True)
+    cache_file = _cache_file(cache or cache_folder(), folder, listed, limit)
+    if (cached := _from_cache(cache_file)) is not None:
+        return FolderImages(class_names=class_names, files=len(listed), seconds=0.0, from_cache=True, **cached)
     started = time.perf_counter()
-    wanted = len(listed) if limit is None else min(limit, len(listed))
+    decoded = _decode(folder, listed, len(listed) if limit is None else min(limit, len(listed)), progress)
+    decoded["contents"] = _with_names(decoded.pop("digest"), class_names)
+    seconds = time.perf_counter() - started
+    if seconds > CACHE_WHEN_SLOWER_THAN:
+        _save_cache(cache_file, decoded)
+    return FolderImages(class_names=class_names, files=len(listed), seconds=seconds, from_cache=False, **decoded)
+
+
+def _decode(folder, listed, wanted, progress):
+    """The first `wanted` readable images of `listed`: a dict of FolderImages's fields images, classes,
+    skipped and sizes, and the digest of the files' bytes and classes (hashlib) as they were read."""
     images, classes = np.empty((wanted, SIDE, SIDE), np.uint8), np.empty(wanted, np.uint8)
-    skipped, sizes, count = [], [], 0
+    skipped, sizes, digest, count = [], [], hashlib.sha256(), 0
     for done, (path, label) in enumerate(listed, 1):
         if count == wanted:
             break
         try:
+            raw = path.read_bytes()
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)  # a 90-megapixel "photo"
-                images[count], size = to_28x28(path)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+                images[count], size = to_28x28(io.BytesIO(raw))
+        except Exception as e:  # whatever one file does wrong (bad EXIF too), it is skipped and named, not fatal
             skipped.append((str(path.relative_to(folder)), f"{type(e).__name__}: {e}".splitlines()[0][:120]))
             continue
         finally:
             if progress:
                 progress(done)
+        digest.update(bytes([label]) + hashlib.sha256(raw).digest())
         classes[count], count = label, count + 1
         sizes.append(size)
     if count == 0:
         first, why = skipped[0]
         raise FolderError(f"{folder}: none of its {len(skipped)} image files could be read (first: {first}: {why}); "
                           "check that they are images Pillow opens (PNG, JPEG, ...)")
-    images, classes = images[:count], classes[:count]
-    seconds = time.perf_counter() - started
     by_area = sorted(sizes, key=lambda size: size[0] * size[1])
-    sizes = (by_area[0], by_area[-1])
-    if seconds > CACHE_WHEN_SLOWER_THAN:
-        _save_cache(cache, images, classes, skipped, sizes)
-    return FolderImages(images, classes, class_names, contents_digest(images, classes, class_names), len(listed),
-                        skipped, sizes, seconds, False)
+    return dict(images=images[:count], classes=classes[:count], skipped=skipped, sizes=(by_area[0], by_area[-1]),
+                digest=digest)
 
 
-def summary(folder, read):
+def _with_names(digest, class_names):
+    """The run's data as 16 hex digits: the files' bytes and classes, and the classes' names. The same for a
+    copy of the folder elsewhere; another for an image added, removed or redrawn, or a class renamed."""
+    digest.update("\0".join(class_names).encode())
+    return digest.hexdigest()[:16]
+
+
+def summary(folder, found):
     """One line (two with files skipped): what was read, how it was made 28x28, how long it took."""
-    counts = np.bincount(read.classes, minlength=len(read.class_names))
-    shown = ", ".join(f"{name} {count:,}" for name, count in zip(read.class_names[:10], counts[:10]))
-    more = f", and {len(read.class_names) - 10} more" if len(read.class_names) > 10 else ""
-    line = (f"read {len(read.images):,} of {read.files:,} image files in {folder}: {len(read.class_names)} "
-            f"class{'es' if len(read.class_names) > 1 else ''} ({shown}{more}), kept as 28x28 grayscale "
-            f"({read.images.nbytes / 1e6:.1f} MB)")
-    (w0, h0), (w1, h1) = read.sizes
+    counts = np.bincount(found.classes, minlength=len(found.class_names))
+    shown = ", ".join(f"{name} {count:,}" for name, count in zip(found.class_names[:10], counts[:10]))
+    more = f", and {len(found.class_names) - 10} more" if len(found.class_names) > 10 else ""
+    line = (f"read {len(found.images):,} of {found.files:,} image files in {folder}: {len(found.class_names)} "
+            f"class{'es' if len(found.class_names) > 1 else ''} ({shown}{more}), kept as 28x28 grayscale "
+            f"({found.images.nbytes / 1e6:.1f} MB)")
+    (w0, h0), (w1, h1) = found.sizes
     sizes = f"all {w0}x{h0}" if (w0, h0) == (w1, h1) else f"{w0}x{h0} to {w1}x{h1}"
     line += f"; {sizes}, each cut to its centred square and scaled"
-    if read.from_cache:
+    if found.from_cache:
         line += f"; from the cache in {cache_folder()} (the folder is unchanged)"
     else:
-        line += f"; {read.seconds:.1f} s"
-    if read.skipped:
-        named = ", ".join(f"{name} ({why})" for name, why in read.skipped[:3])
-        line += (f"\nskipped {len(read.skipped)} file{'s' if len(read.skipped) > 1 else ''} Pillow cannot read: "
-                 f"{named}{', ...' if len(read.skipped) > 3 else ''}")
+        line += f"; {found.seconds:.1f} s"
+    if found.skipped:
+        named = ", ".join(f"{name} ({why})" for name, why in found.skipped[:3])
+        line += (f"\nskipped {len(found.skipped)} file{'s' if len(found.skipped) > 1 else ''} Pillow cannot read: "
+                 f"{named}{', ...' if len(found.skipped) > 3 else ''}")
     return line
 
 
@@ -189,24 +206,37 @@ def cache_folder():
     return Path(os.environ.get(CACHE_ENV_VAR) or Path("~/.cache/dcgan-kit").expanduser())
 
 
-def _cache_file(folder, listed, limit):
-    """The cache file for this folder read this way: its files' names, sizes and times, the limit, the
-    conversion."""
+def _cache_file(cache, folder, listed, limit):
+    """The cache file for this folder read this way: its files' names, sizes and times (the inode's change
+    time too, which no copy keeps: a file redrawn and copied back with its old time is read again), the limit,
+    the conversion."""
     digest = hashlib.sha256(f"{folder.resolve()}\0{limit}\0{CONVERSION}\0{SIDE}\n".encode())
     for path, label in listed:
         stat = path.stat()
-        digest.update(f"{path}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return cache_folder() / f"folder-{digest.hexdigest()[:24]}.npz"
+        digest.update(f"{path}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\n".encode())
+    return Path(cache) / f"folder-{digest.hexdigest()[:24]}.npz"
 
 
-def _save_cache(cache, images, classes, skipped, sizes):
+def _from_cache(cache_file):
+    """FolderImages's fields as the cache keeps them, or None where there is none, or none that can be read (a
+    cache is only ever a shortcut)."""
+    try:
+        with np.load(cache_file) as saved:
+            return dict(images=saved["images"], classes=saved["classes"], contents=str(saved["contents"]),
+                        skipped=[tuple(row) for row in saved["skipped"].tolist()],
+                        sizes=tuple(map(tuple, saved["sizes"].tolist())))
+    except Exception:  # missing, cut short, another version's, unreadable: decode the folder instead
+        return None
+
+
+def _save_cache(cache_file, decoded):
     """Written whole or not at all (a temporary file renamed); a cache that cannot be written is only slower."""
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
         with open(temporary, "wb") as f:
-            np.savez(f, images=images, classes=classes, skipped=np.array(skipped, dtype=str).reshape(-1, 2),
-                     sizes=np.array(sizes))
-        os.replace(temporary, cache)
+            np.savez(f, images=decoded["images"], classes=decoded["classes"], contents=decoded["contents"],
+                     skipped=np.array(decoded["skipped"], dtype=str).reshape(-1, 2), sizes=np.array(decoded["sizes"]))
+        os.replace(temporary, cache_file)
     except OSError:
         pass

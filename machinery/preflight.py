@@ -77,14 +77,16 @@ def check_data_suits(args, config, training_set):
     if args.resume:
         kind, folder = config.get("data_kind", data.FASHION_MNIST), config.get("data_dir")
         if kind != training_set.kind:
-            raise runs.RunError(f"this run trained on {data.DESCRIBED[kind]} in {folder}, not on "
-                                f"{data.DESCRIBED[training_set.kind]} in {training_set.folder}; resume with --data-dir "
-                                f"{folder}, or start a new run in another --out")
-        if config.get("data_contents") != training_set.contents:
+            raise runs.RunError(f"this run trained on {data.KIND_IN_WORDS[kind]} in {folder}, not on "
+                                f"{data.KIND_IN_WORDS[training_set.kind]} in {training_set.folder}; resume with "
+                                f"--data-dir {folder}, or start a new run in another --out")
+        # Runs made before class names were recorded have none: Fashion-MNIST's, which is all they could train on
+        named = config.get("class_names") or training_set.class_names
+        if (config.get("data_contents"), named) != (training_set.contents, training_set.class_names):
             raise runs.RunError(f"{training_set.folder} has changed since this run trained on it (images added, "
-                                "removed or redrawn); resume with the folder as it was, or start a new "
-                                "run in another --out")
+                                "removed or redrawn, or classes renamed); resume with the data as it was, or start a "
+                                "new run in another --out")
     eval_every = args.eval_every if args.eval_every is not None else config.get("eval_every")
     if eval_every and not training_set.judge_knows_it():
-        raise runs.RunError(f"--eval-every scores with the judge, which knows only Fashion-MNIST (its classifier "
-                            f"and features were trained on it), not {training_set.folder}; leave --eval-every out")
+        raise runs.RunError(f"--eval-every: {data.JUDGE_KNOWS_ONLY}, not {training_set.folder}; leave --eval-every "
+                            "out")

@@ -66,7 +66,9 @@ class Training:
         args, config, processes, write_to = run.args, run.config, run.processes, run.write_to
         self.data = run.data
         images, classes, data_dir = run.data.images, run.data.classes, run.data.folder
-        config.update(data_kind=run.data.kind, class_names=run.data.class_names)
+        # What it trains on: named classes (a conditional preset draws as many as the data has), and for a folder
+        # of images its digest, which --resume checks
+        config.update(data_kind=run.data.kind, class_names=run.data.class_names, classes=len(run.data.class_names))
         if run.data.contents:
             config["data_contents"] = run.data.contents
         self.preset = preset = presets.of_run(config)
@@ -76,7 +78,7 @@ class Training:
         self.steps = steps = len(images) // self.per_step
         self.image_count = len(images)
         backend = backends.current()
-        config.update(images=len(images), steps_per_epoch=steps, data_dir=str(data_dir), keras=keras.__version__,
+        config.update(images=len(images), steps_per_epoch=steps, data_dir=str(data_dir.absolute()), keras=keras.__version__,
                       backend=backend, backend_version=importlib.metadata.version(backend))
         config.pop("tensorflow", None)  # runs made before the kit had backends recorded TensorFlow's version
         # "auto" stays auto in config.json: a demo run resumed for many more epochs then draws one frame an epoch.

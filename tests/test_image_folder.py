@@ -3,7 +3,9 @@ draw themselves, in several formats, sizes and colour modes; class names that tr
 that refuses what it does not know; and the folders a careless user gives."""
 
 import json
+import os
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -126,7 +128,7 @@ def test_a_file_pillow_cannot_read_is_skipped_and_named(shapes, capsys):
     (lambda root: None, "holds neither Fashion-MNIST's files nor images"),
     (lambda root: (root / "readme.txt").write_text("hi"), "holds neither Fashion-MNIST's files nor images"),
     (lambda root: [(root / name).write_bytes(junk) for name, junk in (("a.png", b"junk"), ("b.jpg", b""))],
-     "none of its 2 image files could be read (first: a.png"),
+     "none of its 2 image files could be read (first: "),
     (lambda root: draw_folder(root, 2) and shutil.copy(root / "bar" / "bar_00.png", root / "loose.png"),
      "holds images (loose.png, ...) beside class folders (bar, circle, cross); move them into a class folder"),
     (lambda root: draw_folder(root, 2) and (root / "dog").mkdir(),
@@ -141,7 +143,7 @@ def test_a_folder_that_cannot_be_trained_on_is_one_line_that_says_what_to_do(tmp
     assert expected.format(root=root) in str(e.value) and "\n" not in str(e.value)
 
 
-def test_too_few_images_for_one_batch_is_refused_before_keras_is_imported(tmp_path, capsys):
+def test_too_few_images_for_one_batch_is_refused(tmp_path, capsys):
     folder = draw_folder(tmp_path / "few", per_class=3)
     with pytest.raises(SystemExit) as e:
         dcgan.main(["--data-dir", str(folder), "--out", str(tmp_path / "run")])
@@ -164,10 +166,36 @@ def test_a_slow_folder_is_read_from_the_cache_until_a_file_changes(shapes, tmp_p
     assert not first.from_cache and again.from_cache
     np.testing.assert_array_equal(first.images, again.images)
     np.testing.assert_array_equal(first.classes, again.classes)
-    assert again.contents == first.contents
+    assert (again.contents, again.sizes) == (first.contents, first.sizes)
     shape_picture("bar", (28, 28)).save(shapes / "bar" / "new.png")
     changed = image_folder.read(shapes)
     assert not changed.from_cache and len(changed.images) == 37 and changed.contents != first.contents
+    (shapes / "bar" / "new.png").unlink()
+    target = shapes / "bar" / "bar_03.bmp"  # redrawn with the same size, and its old time put back
+    times = target.stat()
+    shape_picture("circle", (30, 90), mode="RGB").save(target)
+    os.utime(target, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert not image_folder.read(shapes).from_cache  # the inode's change time gives it away
+
+
+def test_a_cache_file_that_cannot_be_read_is_passed_over(shapes, tmp_path, monkeypatch):
+    monkeypatch.setattr(image_folder, "CACHE_WHEN_SLOWER_THAN", 0.0)
+    first = image_folder.read(shapes, cache=tmp_path / "cache")
+    for cached in (tmp_path / "cache").iterdir():
+        cached.write_bytes(cached.read_bytes()[:100])  # cut short, as by a full disk
+    again = image_folder.read(shapes, cache=tmp_path / "cache")
+    assert not again.from_cache and again.contents == first.contents
+
+
+def test_links_to_nothing_and_16_bit_greys(tmp_path):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "gone.png").symlink_to(tmp_path / "nowhere.png")  # passed over, like a file of another kind
+    ramp = (np.arange(28 * 28).reshape(28, 28) * 83).astype(np.uint16)  # 0 to 65,000: a 16-bit scan
+    Image.fromarray(ramp).save(folder / "scan.png")
+    read = data.load_training_set(folder)
+    assert len(read.images) == 1 and read.class_names == ["odd"]
+    assert 100 < read.images[0].mean() < 155  # the ramp's middle grey, not clipped to white
 
 
 def test_a_fast_folder_leaves_no_cache(shapes, tmp_path, monkeypatch):
@@ -222,7 +250,7 @@ def test_a_run_on_a_folder_records_its_classes_and_shows_what_it_read(folder_run
     assert config["data_contents"] and config["data_dir"] == str(shapes) and config["images"] == 48
     seen = np.asarray(Image.open(run / "training_images.png"))
     frame = np.asarray(Image.open(run / "images" / "epoch_0001.png"))
-    assert seen.ndim == 2 and frame.shape[0] < frame.shape[1]  # a row per class: 3 rows of 5, wider than high
+    assert seen.ndim == 2 and frame.shape[0] < frame.shape[1]  # a row per class: 3 rows of the grid's 5 columns
 
 
 @pytest.mark.tier("training")
@@ -247,22 +275,60 @@ def test_a_folder_run_resumes_without_data_dir_and_refuses_a_changed_folder(fold
 @pytest.mark.tier("training")
 def test_generate_names_the_folder_s_classes_and_evaluate_refuses_them(folder_run_copy, capsys):
     _, run = folder_run_copy
-    generate.main(["--run", str(run), "--class", "circle", "--walks", "2", "--count", "4"])
-    assert (run / "samples.png").is_file() and (run / "walks.png").is_file()
+    pictures = {}
+    for asked in ("circle", "Cross", "2"):  # by name, as the folder spells it in another case, by index
+        generate.main(["--run", str(run), "--class", asked, "--walks", "2", "--count", "4", "--out", str(run / asked)])
+        pictures[asked] = np.asarray(Image.open(run / asked / "samples.png"))
+        assert (run / asked / "walks.png").is_file()
+    assert not np.array_equal(pictures["circle"], pictures["Cross"])  # the class asked for is drawn
+    assert np.array_equal(pictures["Cross"][40:], pictures["2"][40:])  # the same class (the captions differ)
     with pytest.raises(SystemExit):
         generate.main(["--run", str(run), "--class", "sneaker"])
     assert "use one of bar, circle, cross" in capsys.readouterr().err
-    generator_file = run / "generator.keras"
     from machinery import sampling
 
-    generator, noise_kind, pixel_range = sampling.load(generator_file)
-    images, rows, cols, labels, _ = generate.draw_samples(generator, 6, noise_kind, pixel_range, 0,
-                                                          class_names=["bar", "circle", "cross"])
-    assert (rows, cols, labels) == (3, 2, ["bar", "circle", "cross"]) and images.shape == (6, 28, 28)
+    generator, noise_kind, pixel_range = sampling.load(run / "generator.keras")
+    assert sampling.class_count(generator) == 3
+    _, rows, cols, labels, _ = generate.draw_samples(generator, 6, noise_kind, pixel_range, 0,
+                                                     class_names=["bar", "circle", "cross"])
+    assert (rows, cols, labels) == (3, 2, ["bar", "circle", "cross"])
     with pytest.raises(SystemExit) as e:
         evaluate.main(["--run", str(run)])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "the judge knows only Fashion-MNIST" in err and err.count("\n") == 1
+    # The generator file alone, its run's config.json left behind: its classes are counted from the model
+    alone = run.parent / "alone"
+    alone.mkdir()
+    shutil.copy(run / "generator.keras", alone / "generator.keras")
+    generate.main(["--generator", str(alone / "generator.keras"), "--class", "class-2", "--walks", "0"])
+    assert (alone / "samples.png").is_file()
+    with pytest.raises(SystemExit):
+        evaluate.main(["--generator", str(alone / "generator.keras")])
+    assert "trained on 3 classes, not Fashion-MNIST's 10" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, expected", [
+    (dict(kind=data.FASHION_MNIST, contents=None), "this run trained on a folder of images in /mine, not on "
+                                                   "Fashion-MNIST in /given; resume with --data-dir /mine"),
+    (dict(contents="another"), "/given has changed since this run trained on it"),
+    (dict(class_names=["bar", "round"]), "/given has changed since this run trained on it"),
+])
+def test_a_resumed_run_refuses_other_data(change, expected):
+    config = dict(data_kind=data.IMAGE_FOLDER, data_dir="/mine", data_contents="digest", class_names=["bar", "circle"])
+    now = dict(images=None, classes=None, class_names=["bar", "circle"], folder="/given", kind=data.IMAGE_FOLDER,
+               contents="digest")
+    args = SimpleNamespace(resume=True, eval_every=None)
+    preflight.check_data_suits(args, config, data.TrainingSet(**now))  # the same data: accepted
+    with pytest.raises(preflight.runs.RunError) as e:
+        preflight.check_data_suits(args, config, data.TrainingSet(**{**now, **change}))
+    assert expected in str(e.value)
+
+
+def test_a_resumed_run_of_other_idx_files_refuses_a_changed_classes_txt():
+    config = dict(data_kind=data.OTHER_IDX, data_dir="/digits", class_names=["zero", "one"])
+    renamed = data.TrainingSet(None, None, ["nought", "one"], "/digits", data.OTHER_IDX)
+    with pytest.raises(preflight.runs.RunError, match="classes renamed"):
+        preflight.check_data_suits(SimpleNamespace(resume=True, eval_every=None), config, renamed)
 
 
 def test_a_resumed_run_s_data_folder_is_the_recorded_one_only_for_a_folder_of_images():
@@ -280,7 +346,6 @@ def test_the_timing_tool_writes_two_folders_and_reads_each_twice(capsys, monkeyp
 
     real_data_or_skip()
     monkeypatch.setattr(image_folder, "CACHE_WHEN_SLOWER_THAN", 0.0)  # so that the second reads come from it
-    monkeypatch.setenv(image_folder.CACHE_ENV_VAR, str(image_folder.cache_folder()))  # put back after the tool's
     folder_timing.main(["--small", "20", "--large", "2"])
     table = capsys.readouterr().out
     assert "| 20 small PNGs, 56x56 colour" in table and "| 2 large JPEGs, 3000x2000 colour" in table

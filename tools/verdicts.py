@@ -68,9 +68,9 @@ def config_and_preset(run):
     except runs.RunError as e:
         cli.fail(str(e))
     if config.get("data_kind", data.FASHION_MNIST) != data.FASHION_MNIST:
-        cli.fail(f"{run} trained on {data.DESCRIBED[config['data_kind']]}: D's verdicts are set beside held-out test "
-                 "images, classed by the judge, which Fashion-MNIST alone has; look at its frames instead: "
-                 + cli.command("python", "make_gif.py", "--run", run))
+        cli.fail(f"{run} trained on {data.KIND_IN_WORDS[config['data_kind']]}: D's verdicts are set beside "
+                 f"held-out test images classed by the judge, and {data.JUDGE_KNOWS_ONLY}; look at its frames "
+                 "instead: " + cli.command("python", "make_gif.py", "--run", run))
     if not runs.complete_checkpoints(run):
         cli.fail(f"{run} has no checkpoint to take D from (the shipped pretrained/ runs hold G alone); train a run "
                  "with python dcgan.py")
