@@ -30,6 +30,7 @@ def run_folder(args, data_read=None):
     # Per invocation, not kept by --resume: a run may go on with another number of devices (or machine).
     config["devices"] = devices.resolve(args.devices, backends.current(), config["batch"], processes)
     config["processes"] = processes.count
+    config["step"] = settings.which_step(args, config["devices"], processes.count)  # "fused" or "classic"
     if data_read is None:  # in none of the usual places before the backend was chosen: downloaded now, by Keras
         data_read = data.load_training_set(data.find_data_dir(preflight.data_dir_of(args, config)), config["limit"])
         # Again: the data was downloaded only now

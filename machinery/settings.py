@@ -16,7 +16,7 @@ from machinery import backends, cli, devices, presets, runs
 # typo's cost (--latent 100000 on 320 images took 3.4 minutes, 15.5 GB of memory and 9.4 GB of files).
 MAX_EPOCHS, MAX_BATCH, MAX_LATENT = 10_000, 60_000, 1024
 # Settings a resumed run must share with the run it continues; --epochs, --data-dir, --xla, --backend,
-# --devices, --processes, --fused-step and the recording settings below may change between the two.
+# --devices, --processes, --fused-step / --classic-step and the recording settings below may change between the two.
 FIXED_ON_RESUME = ("preset", "batch", "lr", "latent", "dropout", "seed", "limit", "precision", "average_decay")
 # What a run measures and saves, with the flags' defaults: how often it scores and checkpoints, and how its
 # pictures look, never how a step trains. config.json records the run's own, which a resumed run keeps
@@ -43,11 +43,16 @@ def add_flags(p):
     devices.add_process_flags(p)
     p.add_argument("--precision", choices=["auto", *presets.PRECISIONS], help=backends.PRECISION_HELP)
     p.add_argument("--xla", choices=["auto", "on", "off"], default="auto", help=backends.XLA_HELP)
-    p.add_argument("--fused-step", action="store_true",
-                   help="JAX only, one device: run each step's three calls (fakes, D's train step, the GAN's) as "
-                        "one compiled call, the same math, for a GPU, where the calls are a step's cost and this "
-                        "makes a run several times faster (docs/speed.md; a CPU computes and gains nothing) "
-                        "(default: off, the classic train_on_batch calls)")
+    step = p.add_mutually_exclusive_group()
+    step.add_argument("--fused-step", action="store_true",
+                      help="JAX only, one device: run each step's three calls (fakes, D's train step, the GAN's) as "
+                           "one compiled call, the same math, for a GPU, where the calls are a step's cost and this "
+                           "makes a run several times faster (docs/speed.md; a CPU computes and gains nothing) "
+                           "(default: the fused step under JAX on one GPU, the classic train_on_batch calls "
+                           "elsewhere)")
+    step.add_argument("--classic-step", action="store_true",
+                      help="the classic two train_on_batch calls a step, as dcgan.py shows them, also where the "
+                           "fused step is the default (JAX on one GPU)")
     p.add_argument("--eval-every", type=cli.non_negative_int, metavar="N",
                    help="every N epochs (0 or more), score 2,000 samples with the judge (FD and class "
                         "coverage, see evaluate.py) and ask D about 1,000 training and 1,000 test images (does it "
@@ -109,6 +114,16 @@ def for_resume(args, out, precision_known=True):
                                 "drop the flag to resume, or start a new run in another --out")
     override_with_flags_given(args, config, ("epochs", *RECORDING_DEFAULTS))
     return config
+
+
+def which_step(args, device_count, process_count):
+    """"fused" or "classic": the flag given, else the fused step where it is the default, under JAX on one GPU
+    in one process with XLA (there a step's cost is its calls, not its arithmetic: docs/speed.md), and the
+    classic train_on_batch calls elsewhere. Both run the same updates in the same order (fused_step.py)."""
+    if args.fused_step or args.classic_step:
+        return "fused" if args.fused_step else "classic"
+    fused_fits = backends.current() == "jax" and device_count == 1 and process_count == 1 and args.xla != "off"
+    return "fused" if fused_fits and backends.gpu_name() else "classic"
 
 
 def frames_per_epoch(setting, epochs, steps):

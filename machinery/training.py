@@ -78,8 +78,8 @@ class Training:
         self.steps = steps = len(images) // self.per_step
         self.image_count = len(images)
         backend = backends.current()
-        config.update(images=len(images), steps_per_epoch=steps, data_dir=str(data_dir.absolute()), keras=keras.__version__,
-                      backend=backend, backend_version=importlib.metadata.version(backend))
+        config.update(images=len(images), steps_per_epoch=steps, data_dir=str(data_dir.absolute()),
+                      keras=keras.__version__, backend=backend, backend_version=importlib.metadata.version(backend))
         config.pop("tensorflow", None)  # runs made before the kit had backends recorded TensorFlow's version
         # "auto" stays auto in config.json: a demo run resumed for many more epochs then draws one frame an epoch.
         per_epoch = settings.frames_per_epoch(config["frames_per_epoch"], config["epochs"], steps)
@@ -88,7 +88,7 @@ class Training:
         keras.mixed_precision.set_global_policy(config["precision"])
         keras.utils.set_random_seed(config["seed"])
         self.device_names = devices.use(config["devices"])  # before the models: their weights go on every device
-        self.parts = build(config, backends.jit_compile_setting(args.xla), processes, args.fused_step)
+        self.parts = build(config, backends.jit_compile_setting(args.xla), processes, config["step"] == "fused")
         self.step = self.parts.step
         self.record = recording.Recorder(write_to, config, self.parts, steps)
         self.write_to = write_to
@@ -180,6 +180,11 @@ class Training:
         of_what = f"{batch}" + (f" x {preset.critic_steps} critic steps" if preset.critic_steps > 1 else "")
         print(f"training preset {preset.name} on {self.image_count} images, {self.steps} steps of {of_what} per epoch, "
               f"with {backends.describe_device()}")
+        if backends.current() == "jax":  # the one backend with both steps: which, and the flag for the other
+            print("each step: one compiled call (fakes, D's train step, the GAN's), the default on a GPU; "
+                  "--classic-step for the two train_on_batch calls" if self.config["step"] == "fused" else
+                  "each step: the two train_on_batch calls; --fused-step makes them one compiled call (faster on a "
+                  "GPU)")
         if processes.count > 1:
             print(f"one of {processes.count} processes: this one, process {processes.index}, feeds "
                   f"{batch // processes.count} of each step's {batch} real images and writes the run folder")

@@ -1,6 +1,7 @@
 """dcgan.py --fused-step: the classic step's math in one compiled call (JAX), with checkpoints that resume."""
 
 import csv
+import json
 import signal
 import time
 
@@ -9,7 +10,7 @@ import pytest
 
 import dcgan
 from machinery import checkpoints
-from conftest import JAX_ONLY
+from conftest import BACKEND_NEUTRAL, JAX_ONLY
 from test_resume import generator_weights, history_rows, run_args, wait_for_checkpoint, without_seconds
 
 pytestmark = [JAX_ONLY, pytest.mark.tier("training")]  # --fused-step runs under JAX only
@@ -39,7 +40,7 @@ def test_the_fused_step_trains_as_the_classic_calls_do(tiny_data, tmp_path, pres
     assert frames == sorted(p.name for p in (tmp_path / "classic" / "images").iterdir()) and len(frames) == 4
 
 
-def test_a_fused_run_resumes_exactly_and_may_go_on_with_the_classic_calls(tiny_data, tmp_path):
+def test_a_fused_run_resumes_exactly_and_may_go_on_with_the_classic_calls(tiny_data, tmp_path, capsys):
     dcgan.main(run_args(tiny_data, tmp_path / "once", "--epochs", "4", "--fused-step"))
     dcgan.main(run_args(tiny_data, tmp_path / "split", "--epochs", "2", "--fused-step"))
     dcgan.main(["--resume", "--epochs", "4", "--fused-step", "--out", str(tmp_path / "split"),
@@ -49,8 +50,42 @@ def test_a_fused_run_resumes_exactly_and_may_go_on_with_the_classic_calls(tiny_d
     assert without_seconds(history_rows(tmp_path / "once")) == without_seconds(history_rows(tmp_path / "split"))
 
     dcgan.main(run_args(tiny_data, tmp_path / "switched", "--epochs", "2", "--fused-step"))
+    assert step_recorded(tmp_path / "switched") == "fused"
+    capsys.readouterr()
     dcgan.main(["--resume", "--epochs", "4", "--out", str(tmp_path / "switched"), "--data-dir", str(tiny_data)])
     np.testing.assert_allclose(figures(tmp_path / "switched"), figures(tmp_path / "once"), rtol=1e-4, atol=1e-5)
+    # On a CPU the classic calls are the default, and the run says so, with the flag for the other
+    assert step_recorded(tmp_path / "switched") == "classic"
+    said = capsys.readouterr().out
+    assert "each step: the two train_on_batch calls; --fused-step makes them one compiled call" in said
+
+
+def step_recorded(run):
+    return json.loads((run / "config.json").read_text())["step"]
+
+
+@BACKEND_NEUTRAL
+@pytest.mark.tier("fast")
+@pytest.mark.parametrize("backend, gpu, flags, devices, processes, step", [
+    ("jax", "H200", {}, 1, 1, "fused"),  # the default on a GPU under JAX
+    ("jax", None, {}, 1, 1, "classic"),  # a CPU: the classic calls
+    ("tensorflow", "H100", {}, 1, 1, "classic"),  # the fused step is JAX's
+    ("jax", "H200", {"classic_step": True}, 1, 1, "classic"),
+    ("jax", None, {"fused_step": True}, 1, 1, "fused"),  # asked for on a CPU: as asked (tests, comparisons)
+    ("jax", "H200", {}, 2, 1, "classic"),  # several devices or processes: the classic calls, split
+    ("jax", "H200", {}, 1, 2, "classic"),
+    ("jax", "H200", {"xla": "off"}, 1, 1, "classic"),  # the fused step is one XLA program
+])
+def test_the_fused_step_is_the_default_under_jax_on_one_gpu_only(monkeypatch, backend, gpu, flags, devices, processes,
+                                                                  step):
+    from types import SimpleNamespace
+
+    from machinery import backends, settings
+
+    monkeypatch.setattr(backends, "current", lambda: backend)
+    monkeypatch.setattr(backends, "gpu_name", lambda: gpu)
+    args = SimpleNamespace(**{"fused_step": False, "classic_step": False, "xla": "auto", **flags})
+    assert settings.which_step(args, devices, processes) == step
 
 
 @pytest.mark.tier("scripts")  # dcgan.py as a process of its own, stopped by Ctrl-C

@@ -125,7 +125,7 @@ def main(argv=None):
     backends.add_flag(p)  # handed to every step
     p.add_argument("--fused-step", action="store_true",
                    help="train with dcgan.py --fused-step (one compiled call a step; JAX only), and time that "
-                        "loop in bench.py too")
+                        "loop in bench.py too (default: the classic calls, --classic-step, on a GPU too)")
     p.add_argument("--steps", type=cli.positive_int, help="bench.py's timed steps per round (full: 30, quick: 8)")
     p.add_argument("--epochs", type=cli.int_at_least(1, 10_000),
                    help="epochs of the training run (full: 10, quick: 1)")
@@ -152,7 +152,8 @@ def main(argv=None):
     run = out / "train"
     train_words = ["dcgan.py", "--epochs", str(budget["epochs"]), "--batch", "32",
                    *(["--limit", str(budget["limit"])] if budget["limit"] else []),
-                   "--seed", str(args.seed), "--out", str(run), "--overwrite", *data, *common, *fused]
+                   "--seed", str(args.seed), "--out", str(run), "--overwrite", *data, *common,
+                   *(fused or ["--classic-step"])]  # the step asked for, not the GPU's default
     with tempfile.TemporaryDirectory(prefix="compile_cache_") as empty:  # a first run: nothing compiled yet
         seconds, peak_mb = run_step("the used-by command", train_words, out / "train.log",
                                     environment={"JAX_COMPILATION_CACHE_DIR": empty})
