@@ -212,7 +212,7 @@ class TrainingSet:
     class_names: list
     folder: Path
     kind: str  # FASHION_MNIST, OTHER_IDX (named by classes.txt) or IMAGE_FOLDER
-    contents: str = None  # an image folder's digest of its files' names and sizes (a resumed run checks it)
+    contents: str = None  # an image folder's digest of its files, classes and names (a resumed run checks it)
 
     def judge_knows_it(self):
         """The judge (evaluate.py, --eval-every, tools/verdicts.py) was trained on Fashion-MNIST and scores

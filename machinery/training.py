@@ -180,11 +180,9 @@ class Training:
         of_what = f"{batch}" + (f" x {preset.critic_steps} critic steps" if preset.critic_steps > 1 else "")
         print(f"training preset {preset.name} on {self.image_count} images, {self.steps} steps of {of_what} per epoch, "
               f"with {backends.describe_device()}")
-        if backends.current() == "jax":  # the one backend with both steps: which, and the flag for the other
-            print("each step: one compiled call (fakes, D's train step, the GAN's), the default on a GPU; "
-                  "--classic-step for the two train_on_batch calls" if self.config["step"] == "fused" else
-                  "each step: the two train_on_batch calls; --fused-step makes them one compiled call (faster on a "
-                  "GPU)")
+        if self.config["step"] == "fused":  # not the loop dcgan.py shows: say so, and how to get that one
+            print("each step as one compiled call (fakes, D's train step, the GAN's), the default under JAX on one "
+                  "GPU; --classic-step for the two train_on_batch calls dcgan.py shows")
         if processes.count > 1:
             print(f"one of {processes.count} processes: this one, process {processes.index}, feeds "
                   f"{batch // processes.count} of each step's {batch} real images and writes the run folder")
