@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 import data
 import viz
-from machinery import backends, cli, metrics, runs, sampling
+from machinery import backends, cli, metrics, presets, runs, sampling
 
 ROWS = [  # (key, label, how to read it)
     ("fd", "Frechet distance (FD)", "lower is better"),
@@ -111,7 +111,7 @@ def refuse_other_data(run_config, run, classes=len(data.CLASS_NAMES)):
     """What the judge says of a generator of other images would mean nothing (its classes would name digits or
     your drawings as T-shirts and trousers): known from its run's config.json, or for a conditional G with
     no run beside it, from its count of classes."""
-    kind = (run_config or {}).get("data_kind", data.FASHION_MNIST)
+    kind = presets.data_kind_of(run_config or {})
     if kind == data.FASHION_MNIST and classes == len(data.CLASS_NAMES):
         return
     trained_on = (f"{data.KIND_IN_WORDS[kind]} in {run_config['data_dir']}" if kind != data.FASHION_MNIST

@@ -92,8 +92,7 @@ def find_images(folder):
                           "out of the folder")
     if len(by_class) > MAX_CLASSES:
         raise FolderError(f"{folder} has {len(by_class)} class folders, {MAX_CLASSES} at most; group them")
-    names = list(by_class)
-    return names, [(path, names.index(name)) for name, files in by_class.items() for path in files]
+    return list(by_class), [(path, label) for label, files in enumerate(by_class.values()) for path in files]
 
 
 def to_28x28(file):

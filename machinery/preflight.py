@@ -67,7 +67,7 @@ def check_batch_fits(batch, images, critic_steps=1, limit=None):
 def data_dir_of(args, config):
     """--data-dir, or where none is given to a resumed run of a folder of images, that folder: it trained on
     nothing else (a Fashion-MNIST run is looked for in the usual places again, as it was at first)."""
-    if args.data_dir or not args.resume or config.get("data_kind") != data.IMAGE_FOLDER:
+    if args.data_dir or not args.resume or presets.data_kind_of(config) != data.IMAGE_FOLDER:
         return args.data_dir
     return config["data_dir"]
 
@@ -75,7 +75,7 @@ def data_dir_of(args, config):
 def check_data_suits(args, config, training_set):
     """The data must be what a resumed run trained on, and what --eval-every's judge knows."""
     if args.resume:
-        kind, folder = config.get("data_kind", data.FASHION_MNIST), config.get("data_dir")
+        kind, folder = presets.data_kind_of(config), config.get("data_dir")
         if kind != training_set.kind:
             raise runs.RunError(f"this run trained on {data.KIND_IN_WORDS[kind]} in {folder}, not on "
                                 f"{data.KIND_IN_WORDS[training_set.kind]} in {training_set.folder}; resume with "

@@ -206,6 +206,12 @@ def class_names_of(config):
     return config.get("class_names") or list(data.CLASS_NAMES)
 
 
+def data_kind_of(config):
+    """What a run trained on (data.FASHION_MNIST, OTHER_IDX, IMAGE_FOLDER); runs made before it was recorded
+    could train on Fashion-MNIST only."""
+    return config.get("data_kind", data.FASHION_MNIST)
+
+
 def picture_layout(preset, grid, class_names=data.CLASS_NAMES):
     """(rows, cols, row labels) of each epoch's picture: grid x grid samples, or for a conditional preset
     one row per class, named."""
