@@ -131,7 +131,7 @@ def main(argv=None):
                    help=f"the longer side of each picture's grid in pixels, {viz.MIN_PICTURE_SIZE} to "
                         f"{viz.MAX_PICTURE_SIZE} (default: {viz.PICTURE_SIZE}, for a projector)")
     p.add_argument("--class", dest="asked_class", metavar="NAME",
-                   help="for a conditional generator (--preset conditional): draw only this class, by name ("
+                   help="for a conditional generator (--preset conditional or demo): draw only this class, by name ("
                         f"Fashion-MNIST's: {', '.join(data.CLASS_FLAGS)}; a folder of images: its class folders' "
                         "names) or index from 0 (default: every class, a row each)")
     p.add_argument("--out", help="folder for the pictures (default: the generator's folder)")

@@ -26,16 +26,20 @@ def upsampling_conv(filters, **kwargs):
 
 # ---- generators: noise (latent,) -> image 28x28x1 in the preset's pixel range -------------------------
 
-def build_legacy_generator(latent, activation):
-    return keras.Sequential([
-        keras.Input((latent,)),
+def legacy_generator_layers(activation):
+    """System C: a Dense seed map, then two Conv2DTranspose steps up to 28x28."""
+    return [
         layers.Dense(7 * 7 * 128),                                    # z -> 6272
         layers.Reshape((7, 7, 128)),
         layers.BatchNormalization(),
         upsampling_conv(64, activation="selu"),                         # 7x7x128 -> 14x14x64
         layers.BatchNormalization(),
         upsampling_conv(1, activation=activation, dtype="float32"),   # 14x14x64 -> 28x28x1
-    ], name="generator")
+    ]
+
+
+def build_legacy_generator(latent, activation):
+    return keras.Sequential([keras.Input((latent,)), *legacy_generator_layers(activation)], name="generator")
 
 
 def deconv_generator_layers(activation, seed_channels=256):
@@ -95,21 +99,21 @@ def seeded_dropout(rate):
     return layers.Dropout(rate, seed=random.randint(1, int(1e9)))
 
 
-def strided_discriminator_layers(leak=0.2, dropout=0.3):
+def strided_discriminator_layers(leak=0.2, dropout=0.3, filters=(64, 128), kernel=5):
     return [
-        layers.Conv2D(64, 5, strides=2, padding="same"),             # 28x28xC -> 14x14x64
+        layers.Conv2D(filters[0], kernel, strides=2, padding="same"),   # 28x28xC -> 14x14xfilters[0]
         layers.LeakyReLU(leak),
         seeded_dropout(dropout),
-        layers.Conv2D(128, 5, strides=2, padding="same"),            # -> 7x7x128
+        layers.Conv2D(filters[1], kernel, strides=2, padding="same"),   # -> 7x7xfilters[1]
         layers.LeakyReLU(leak),
         seeded_dropout(dropout),
         layers.Flatten(),
-        layers.Dense(1, dtype="float32"),                            # a logit: see build_gan
+        layers.Dense(1, dtype="float32"),                               # a logit: see build_gan
     ]
 
 
-def build_strided_discriminator(leak=0.2, dropout=0.3):
-    return keras.Sequential([keras.Input(IMAGE_SHAPE), *strided_discriminator_layers(leak, dropout)],
+def build_strided_discriminator(leak=0.2, dropout=0.3, filters=(64, 128), kernel=5):
+    return keras.Sequential([keras.Input(IMAGE_SHAPE), *strided_discriminator_layers(leak, dropout, filters, kernel)],
                             name="discriminator")
 
 
@@ -135,7 +139,8 @@ DISCRIMINATORS = {"strided": build_strided_discriminator, "conv4": build_conv4_d
 
 # ---- conditional models: G(noise, label) and D(image, label), for presets with conditional=True --------
 # A label is a class index, shape (n, 1), int32. Only the builders whose layers are given as a list above
-# (deconv, strided) have conditional forms: the label joins before their first layer.
+# (legacy, deconv, strided) have conditional forms: the label joins G before its first layer, D before its
+# first layer (strided) or at its end (projection).
 
 def label_code(label, classes, name):
     """A class index -> `classes` numbers: an Embedding that starts as the label's one-hot vector.
@@ -146,14 +151,22 @@ def label_code(label, classes, name):
     return layers.Flatten()(code)                                   # (n, 1, classes) -> (n, classes)
 
 
-def build_conditional_generator(latent, activation, classes, seed_channels=256):
-    """The deconv G with the label's code beside the noise: the seed map is drawn from both."""
+def conditional_generator(generator_layers, latent, classes):
+    """A G of `generator_layers` with the label's code beside the noise: the seed map is drawn from both."""
     noise = keras.Input((latent,), name="noise")
     label = keras.Input((1,), dtype="int32", name="label")
     x = layers.Concatenate()([noise, label_code(label, classes, "g_label_code")])   # -> latent + classes
-    for layer in deconv_generator_layers(activation, seed_channels):
+    for layer in generator_layers:
         x = layer(x)
     return keras.Model([noise, label], x, name="generator")
+
+
+def build_conditional_generator(latent, activation, classes, seed_channels=256):
+    return conditional_generator(deconv_generator_layers(activation, seed_channels), latent, classes)
+
+
+def build_conditional_legacy_generator(latent, activation, classes):
+    return conditional_generator(legacy_generator_layers(activation), latent, classes)
 
 
 def build_conditional_discriminator(classes, leak=0.2, dropout=0.3):
@@ -169,8 +182,25 @@ def build_conditional_discriminator(classes, leak=0.2, dropout=0.3):
     return keras.Model([image, label], x, name="discriminator")
 
 
-CONDITIONAL_GENERATORS = {"deconv": build_conditional_generator}
-CONDITIONAL_DISCRIMINATORS = {"strided": build_conditional_discriminator}
+def build_projection_discriminator(classes, leak=0.2, dropout=0.3, filters=(64, 128), kernel=5):
+    """The strided D told the class by projection (Miyato & Koyama 2018): its logit for the image, plus the
+    dot product of the image's features with a learned vector for the claimed class. Why: D then judges
+    "is this a real sneaker?" with the features it already has, and tells G which way a sneaker lies from
+    its first steps; the class planes above make its first convolution learn that from the pixels. It costs
+    one Dense's worth of arithmetic, where the planes multiply the first convolution's by 1 + classes."""
+    image = keras.Input(IMAGE_SHAPE, name="image")
+    label = keras.Input((1,), dtype="int32", name="label")
+    *feature_layers, to_logit = strided_discriminator_layers(leak, dropout, filters, kernel)
+    features = image
+    for layer in feature_layers:
+        features = layer(features)                                  # -> 7 * 7 * filters[1] numbers
+    class_vector = layers.Flatten()(layers.Embedding(classes, features.shape[-1], name="d_class_vectors")(label))
+    match = layers.Dot(axes=1, dtype="float32")([features, class_vector])
+    return keras.Model([image, label], layers.Add(dtype="float32")([to_logit(features), match]), name="discriminator")
+
+
+CONDITIONAL_GENERATORS = {"deconv": build_conditional_generator, "legacy": build_conditional_legacy_generator}
+CONDITIONAL_DISCRIMINATORS = {"strided": build_conditional_discriminator, "projection": build_projection_discriminator}
 
 
 def builder_of(table, preset, role):

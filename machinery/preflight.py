@@ -28,7 +28,7 @@ def check_and_read_first(args):
         preset = presets.PRESETS[args.preset or presets.DEFAULT_PRESET]
         if problem := presets.row_problem(preset):
             raise runs.RunError(f"preset {preset.name} in machinery/presets.py {problem}; mend its row")
-        config = dict(batch=args.batch or preset.batch, limit=args.limit)
+        config = dict(batch=args.batch or preset.batch, limit=args.limit if args.limit is not None else preset.limit)
     devices.check_flags(args.devices, args.processes, args.process_index, args.coordinator,
                         backends.chosen(args.backend))
     check_fused_step(args)

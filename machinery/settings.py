@@ -85,7 +85,8 @@ def from_flags(args):
     override_with_flags_given(args, config, ("epochs", "batch", "lr", "latent", "dropout", "average_decay",
                                              *RECORDING_DEFAULTS))
     config["seed"] = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
-    config["limit"] = args.limit
+    if args.limit is not None:  # else the preset's own (None, all images, but for the demo's minute)
+        config["limit"] = args.limit
     config["precision"] = backends.resolve_precision(args.precision or "auto")
     return config
 

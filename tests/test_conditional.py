@@ -1,5 +1,5 @@
-"""The conditional preset: G and D take a class label, the classic loop trains them, generate.py asks for a
-class, and evaluate.py checks that the judge sees the class asked for."""
+"""The conditional presets (conditional, demo): G and D take a class label, the classic loop trains them,
+generate.py asks for a class, and evaluate.py checks that the judge sees the class asked for."""
 
 import json
 import subprocess
@@ -36,28 +36,45 @@ def tiny_conditional_run(tmp_path_factory):
     return run
 
 
+# Every conditional preset: "conditional" (the deconv G, D told the class by planes beside the image) and
+# "demo" (legacy's G, D told it by projection).
+CONDITIONAL_PRESETS = [name for name, preset in presets.PRESETS.items() if preset.conditional]
+
+
+def test_both_ways_of_telling_d_the_class_are_among_the_presets():
+    assert {"conditional", "demo"} <= set(CONDITIONAL_PRESETS)
+    assert {presets.PRESETS[name].discriminator for name in CONDITIONAL_PRESETS} >= {"strided", "projection"}
+
+
+@pytest.mark.parametrize("name", CONDITIONAL_PRESETS)
 @EVERY_BACKEND
-def test_conditional_models_take_a_label_and_give_the_right_shapes():
-    generator, discriminator, gan = models.build_gan(CONDITIONAL)
-    noise = np.random.default_rng(0).uniform(-1, 1, (6, CONDITIONAL.latent)).astype("float32")
+def test_conditional_models_take_a_label_and_give_the_right_shapes(name):
+    preset = presets.PRESETS[name]
+    generator, discriminator, gan = models.build_gan(preset)
+    noise = np.random.default_rng(0).uniform(-1, 1, (6, preset.latent)).astype("float32")
     classes = np.arange(6, dtype="int32")[:, None]
     images = keras.ops.convert_to_numpy(generator([noise, classes]))
     assert images.shape == (6, 28, 28, 1) and images.min() >= -1 and images.max() <= 1
-    assert keras.ops.convert_to_numpy(discriminator([images, classes])).shape == (6, 1)
+    scores = keras.ops.convert_to_numpy(discriminator([images, classes]))
+    assert scores.shape == (6, 1)
     assert keras.ops.convert_to_numpy(gan([noise, classes])).shape == (6, 1)
-    # The label matters from the first step: the same noise drawn as two classes gives two images.
+    # The label matters from the first step: the same noise drawn as two classes gives two images, and the
+    # same image claimed to be of two classes gets two scores.
     other = keras.ops.convert_to_numpy(generator([noise, (classes + 1) % 10]))
     assert np.abs(other - images).mean() > 1e-4
+    other_scores = keras.ops.convert_to_numpy(discriminator([images, (classes + 1) % 10]))
+    assert np.abs(other_scores - scores).min() > 1e-6
 
 
+@pytest.mark.parametrize("name", CONDITIONAL_PRESETS)
 @EVERY_BACKEND
-def test_the_keras3_trap_is_handled_for_the_two_input_models():
-    generator, discriminator, gan = models.build_gan(CONDITIONAL)
+def test_the_keras3_trap_is_handled_for_the_two_input_models(name):
+    generator, discriminator, gan = models.build_gan(presets.PRESETS[name])
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (16, 28, 28, 1)).astype("float32")
     classes = rng.integers(0, 10, (16, 1)).astype("int32")
     labels = np.array([0] * 8 + [1] * 8, "float32")[:, None]
-    noise = rng.uniform(-1, 1, (8, CONDITIONAL.latent)).astype("float32")
+    noise = rng.uniform(-1, 1, (8, presets.PRESETS[name].latent)).astype("float32")
     for _ in range(2):  # the second round runs the already traced train functions
         d_before, g_before = weights_of(discriminator), weights_of(generator)
         models.train_discriminator(discriminator, [images, classes], labels)

@@ -31,7 +31,7 @@ def test_the_committed_notebook_holds_no_outputs_so_its_diffs_stay_readable():
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
     budget = notebook.cells[budget_cell_index(notebook)].source
-    for name in ("EPOCHS", "LIMIT", "BATCH", "SEED", "HAND_STEPS", "RUN", "JUDGE_SAMPLES"):
+    for name in ("PRESET", "EPOCHS", "LIMIT", "BATCH", "SEED", "HAND_STEPS", "RUN", "JUDGE_SAMPLES"):
         assert f"\n{name} = " in "\n" + budget, f"the budget cell no longer sets {name}"
 
 
@@ -71,6 +71,7 @@ def test_the_lesson_runs_top_to_bottom_and_leaves_a_run_the_scripts_take(tmp_pat
     assert [words[0] for words in judged] == [str(run), "pretrained/kit"]
     assert float(judged[1][1]) < float(judged[0][1])      # FD: the trained generator is far ahead of 10 steps
     assert json.loads((run / "eval.json").read_text())["samples"] == 100
+    assert json.loads((run / "config.json").read_text())["preset"] == "demo"  # the classroom's minute (README step 2)
 
     # a normal run folder: dcgan.py --resume goes on from it
     history = dcgan.main(["--out", str(run), "--resume", "--epochs", "2", "--data-dir", str(real_data_dir)])

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ import pytest
 
 import dcgan
 import models
-from machinery import presets, sampling, settings
+from machinery import preflight, presets, sampling, settings
 from conftest import EVERY_BACKEND, ROOT
 
 # Parameter counts that the systems write-ups state (docs/systems.md), per preset: (generator, discriminator).
@@ -68,6 +69,22 @@ def test_a_flag_overrides_the_preset_and_lands_in_config(tiny_data, tmp_path, bu
     assert config["latent"] == 100 and config["noise"] == "normal"  # the rest stays the preset's
     discriminator, _ = built_gans[-1]
     assert dropout_rates(discriminator) == [0.5, 0.5]
+
+
+def test_the_demo_trains_on_its_own_limit_unless_limit_is_given(tiny_data, tmp_path, monkeypatch):
+    """The demo's minute is a budget of images (presets.Preset.limit): a run of it reads that many, --limit
+    another number, and every other preset all of them."""
+    assert presets.PRESETS["demo"].limit and all(presets.PRESETS[name].limit is None for name in presets.PRESETS
+                                                 if name != "demo")
+    monkeypatch.setitem(presets.PRESETS, "demo", dataclasses.replace(presets.PRESETS["demo"], limit=40))
+
+    def read(*flags):
+        args = dcgan.parse_args(["--data-dir", str(tiny_data), "--out", str(tmp_path / "run"), "--overwrite", *flags])
+        return len(preflight.check_and_read_first(args).images), settings.from_flags(args)["limit"]
+
+    assert read("--preset", "demo") == (40, 40)
+    assert read("--preset", "demo", "--limit", "64") == (64, 64)
+    assert read("--preset", "legacy") == (96, None)  # all of tiny_data's 96
 
 
 def dropout_rates(model):
