@@ -55,7 +55,8 @@ def parse_args(argv=None):
                         "recorded in config.json)")
     p.add_argument("--limit", type=cli.positive_int, metavar="N",
                    help="train on N images only (1 or more), for quick demos: Fashion-MNIST's first N; of a "
-                        "folder of images, N in a fixed shuffled order, a mix of its classes")
+                        "folder of images, N in a fixed shuffled order, a mix of its classes (default: all, "
+                        "but for a preset that sets its own: demo, 16,000)")
     p.add_argument("--data-dir", metavar="FOLDER",
                    help="folder with the four Fashion-MNIST .gz files, or a folder of your own images, one "
                         "sub-folder per class (README: Your own images) (default: search "

@@ -81,8 +81,8 @@ def main(argv=None):
     what.add_argument("--train-classifier", action="store_true",
                       help="train the judge's classifier on the training split and save it under judge/")
     p.add_argument("--samples", type=cli.int_at_least(100, 60_000), default=10_000,
-                   help="images to generate, 100 to 60000 (as many real training images are scored beside "
-                        "them; default: 10000)")
+                   help="images to generate, 100 to 60000 (as many real training images, or all there are, "
+                        "are scored beside them; default: 10000)")
     p.add_argument("--seed", type=cli.seed, default=0, help="noise seed, 0 to 2**32 - 1 (default: 0)")
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files (default: the usual search)")
     backends.add_flag(p)
@@ -143,7 +143,9 @@ def evaluate(args):
         asked = sampling.every_class(args.samples) if sampling.is_conditional(generator) else None
         images = sampling.sample(generator, args.samples, noise_kind, pixel_range, args.seed, asked, bar=bar)
         sample_features, sample_probs = judge.features_and_probabilities(feature_model, images, bar=bar)
-    real_subset = np.random.default_rng(args.seed).choice(len(train_features), args.samples, replace=False)
+    # As many real images as samples, or all of them where the data holds fewer (a small --data-dir)
+    real_subset = np.random.default_rng(args.seed).choice(len(train_features), min(args.samples, len(train_features)),
+                                                          replace=False)
     with tqdm(total=4, desc="scoring", unit="figure set", disable=None) as bar:
         reference_radii = metrics.manifold_radii(reference)
         generated = score(sample_features, sample_probs, reference, reference_radii, args.seed)

@@ -169,7 +169,7 @@ def build_conditional_legacy_generator(latent, activation, classes):
     return conditional_generator(legacy_generator_layers(activation), latent, classes)
 
 
-def build_conditional_discriminator(classes, leak=0.2, dropout=0.3):
+def build_conditional_discriminator(classes, leak=0.2, dropout=0.3, filters=(64, 128), kernel=5):
     """The strided D with the label's code as `classes` constant channels beside the image (as keras.io's
     conditional GAN does): its first convolution already sees which class the image claims to be."""
     image = keras.Input(IMAGE_SHAPE, name="image")
@@ -177,7 +177,7 @@ def build_conditional_discriminator(classes, leak=0.2, dropout=0.3):
     code = layers.Reshape((1, 1, classes))(label_code(label, classes, "d_label_code"))
     planes = layers.UpSampling2D(size=IMAGE_SHAPE[:2])(code)         # -> 28x28xclasses, the code everywhere
     x = layers.Concatenate()([image, planes])                         # -> 28x28x(1 + classes)
-    for layer in strided_discriminator_layers(leak, dropout):
+    for layer in strided_discriminator_layers(leak, dropout, filters, kernel):
         x = layer(x)
     return keras.Model([image, label], x, name="discriminator")
 

@@ -54,7 +54,7 @@ class Preset:
     classes: int = 10      # Fashion-MNIST's, for a conditional preset
     # Images a run trains on where --limit is not given (None: all). A budget of images, not of seconds, so
     # that the demo's minute trains the same run on every machine (faster ones finish sooner).
-    limit: int = None
+    limit: int | None = None
 
     @property
     def loss_name(self):
@@ -121,7 +121,8 @@ PARAMETERS = {"tutorial": (2_330_944, 212_865), "upsample": (2_155_137, 1_113_34
               "wgan": (2_330_944, 212_865), "demo": (903_525, 67_873), "wide": (4_454_720, 212_865)}
 
 
-# What dcgan.py records in config.json beside a preset's settings, with the JSON types it writes them as.
+# What dcgan.py records in config.json beside a preset's settings, with the JSON types it writes them as
+# ("limit" is also a preset's field, None for most: its types are given here, as for a recorded setting).
 RECORDED_SETTINGS = {"preset": (str,), "seed": (int,), "limit": (int, type(None)), "precision": (str,),
                      "eval_every": (int,), "ckpt_every": (int,), "picture_size": (int,), "frames_per_epoch": (int, str),
                      "devices": (int,), "processes": (int,)}
@@ -259,7 +260,7 @@ def print_table(backend=None):
                      f"lr {preset.lr:g}, beta_1 {preset.beta_1:g}"
                      + (f", beta_2 {preset.beta_2:g}" if preset.beta_2 != Preset.beta_2 else ""),
                      f"average {preset.average_decay:g}" if preset.average_decay else "as trained",
-                     str(preset.batch), str(preset.epochs) + (f" of {preset.limit:,}" if preset.limit else ""),
+                     str(preset.batch), str(preset.epochs) + (f" ({preset.limit:,} images)" if preset.limit else ""),
                      "{}x{}".format(*picture_layout(preset, preset.grid)[:2]), preset.system])
     cli.print_columns(header, rows)
     return rows

@@ -201,7 +201,7 @@ def test_every_backend_computes_bce_from_d_logit():
     assert float(discriminator.loss(np.zeros((4, 1), np.float32), sure_and_wrong)) == pytest.approx(100.0)
 
 
-@pytest.mark.parametrize("preset_name", ["kit", "conditional"])
+@pytest.mark.parametrize("preset_name", ["kit", "conditional", "demo"])
 def test_a_portable_copy_of_a_mixed_precision_generator_draws_the_same_images_in_float32_plain_keras(preset_name):
     preset = presets.PRESETS[preset_name]
     keras.mixed_precision.set_global_policy("mixed_bfloat16")

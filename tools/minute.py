@@ -8,10 +8,12 @@ What it runs:
 1. for each seed, `dcgan.py --preset demo --seed S` timed as a whole process (start-up, training, frames,
    files), then `evaluate.py` on the generator it saved: FD on 10,000 samples and the classes present;
 2. the curve of quality against training time: the demo's models trained in this process on the demo's
-   images, the clock running only while they train, and G as the pictures show it judged (the judge's quick
-   scorer, 10,000 samples) after each mark of seconds. It goes past the preset's one epoch where the marks
-   ask for more, so that the curve shows what a longer minute would buy.
-Everything lands in --out: a run folder per seed, minute.md (the table) and minute.json (every figure).
+   images, in the precision dcgan.py picks, with the classic step, the clock running only while they
+   train (the first step's tracing included, as in a run), and G as the pictures show it judged (the
+   judge's quick scorer, 10,000 samples) after each mark of seconds. It goes past the preset's one epoch
+   where the marks ask for more, so that the curve shows what a longer minute would buy.
+Everything lands in --out: a run folder per seed, minute.md (the table) and minute.json (every figure, kept
+up to date after each seed, so a measurement cut short keeps what it finished).
 """
 
 import json
@@ -35,14 +37,17 @@ def parse_args(argv=None):
                    help="seconds of training after which the curve is scored (default: 15 30 45 60); "
                         "--marks alone: no curve")
     backends.add_flag(p)
+    p.add_argument("--samples", type=cli.positive_int, default=10_000,
+                   help="images the judge scores, for each run and at each mark (default: 10000)")
     p.add_argument("--data-dir", metavar="FOLDER", help="the Fashion-MNIST folder, as dcgan.py takes it")
     p.add_argument("--out", default="runs/minute", help="folder for the runs and the table (default: runs/minute)")
     return p.parse_args(argv)
 
 
-def time_the_runs(args, out):
-    """Each seed's whole-process run and its judge's figures: a list of dicts."""
-    environment = {"KERAS_BACKEND": backends.current()}
+def time_the_runs(args, out, backend):
+    """Each seed's whole-process run and its judge's figures: a list of dicts, also written to minute.json
+    after each seed."""
+    environment = {"KERAS_BACKEND": backend}
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     rows = []
     for seed in args.seeds:
@@ -52,7 +57,8 @@ def time_the_runs(args, out):
         status, seconds, _, last = cli.run_script(words, out / f"seed_{seed}.log", environment)
         if status != 0:
             cli.fail(f"the run of seed {seed} failed ({last}); its output is in {out}/seed_{seed}.log")
-        status, _, _, last = cli.run_script(["evaluate.py", "--run", run, *data], out / f"seed_{seed}_eval.log",
+        status, _, _, last = cli.run_script(["evaluate.py", "--run", run, "--samples", args.samples, *data],
+                                            out / f"seed_{seed}_eval.log",
                                             environment)
         if status != 0:
             cli.fail(f"evaluate.py on seed {seed} failed ({last}); its output is in {out}/seed_{seed}_eval.log")
@@ -60,6 +66,7 @@ def time_the_runs(args, out):
         rows.append(dict(seed=seed, seconds=round(seconds, 1), fd=round(judged["fd"], 1),
                          classes=judged["classes_covered"], recall=judged["recall"],
                          class_agreement=judged["class_agreement"]))
+        (out / "minute.json").write_text(json.dumps(dict(device=cpu_name(), backend=backend, runs=rows), indent=1))
     return rows
 
 
@@ -72,14 +79,15 @@ def curve(args, seed):
     from machinery import averaging, judge, presets, sampling, training
 
     preset = presets.PRESETS[PRESET]
+    config = {**presets.settings_of(preset), "seed": seed, "precision": backends.resolve_precision("auto")}
+    keras.mixed_precision.set_global_policy(config["precision"])
     keras.utils.set_random_seed(seed)
-    config = {**presets.settings_of(preset), "seed": seed, "precision": "float32"}
     images, classes = data.load_split("train", args.data_dir, limit=preset.limit)
     real = data.scale_pixels(images, preset.pixel_range)
     built = training.build(config, "auto")
     score = judge.make_quick_scorer(args.data_dir)
     order = np.random.default_rng(seed)
-    marks, trained, steps, points = sorted(args.marks), 0.0, 0, []
+    marks, trained, steps, points = sorted(set(args.marks)), 0.0, 0, []
     while marks:
         rows = order.permutation(len(real))
         for start in range(0, len(rows) - preset.batch + 1, preset.batch):
@@ -91,8 +99,8 @@ def curve(args, seed):
             if trained >= marks[0]:
                 marks.pop(0)
                 with averaging.as_shown(built.generator, built.average, preset.noise, preset.latent):
-                    drawn = sampling.sample(built.generator, 10_000, preset.noise, preset.pixel_range, seed,
-                                            classes=sampling.every_class(10_000))
+                    drawn = sampling.sample(built.generator, args.samples, preset.noise, preset.pixel_range, seed,
+                                            classes=sampling.every_class(args.samples))
                 judged = score(drawn)
                 points.append(dict(seconds=round(trained, 1), steps=steps, fd=round(judged["fd"], 1),
                                    classes=judged["classes_covered"]))
@@ -103,9 +111,9 @@ def curve(args, seed):
     return points
 
 
-def table(device, backend, runs, points):
+def table(device, backend, runs, points, samples):
     lines = [f"`tools/minute.py` on {device}, {backend}:", "",
-             "| seed | whole process | FD (10,000 samples) | classes >= 5% | class agreement | recall |",
+             f"| seed | whole process | FD ({samples:,} samples) | classes >= 5% | class agreement | recall |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {r['seed']} | {r['seconds']:.0f} s | {r['fd']:.1f} | {r['classes']} | {r['class_agreement']:.2f} | "
               f"{r['recall']:.3f} |" for r in runs]
@@ -121,10 +129,13 @@ def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    backend = backends.use(args.backend)  # here too, so that the curve computes on the runs' backend
-    runs = time_the_runs(args, out)
-    points = curve(args, args.seeds[0]) if args.marks else []
-    report = table(cpu_name(), backend, runs, points)
+    backend = backends.chosen(args.backend)  # its name only: the runs import it in their own processes
+    runs = time_the_runs(args, out, backend)
+    points = []
+    if args.marks:
+        backends.use(backend)
+        points = curve(args, args.seeds[0])
+    report = table(cpu_name(), backend, runs, points, args.samples)
     (out / "minute.md").write_text(report + "\n")
     (out / "minute.json").write_text(json.dumps(dict(device=cpu_name(), backend=backend, runs=runs, curve=points),
                                                 indent=1))
@@ -133,4 +144,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        cli.run(main)
+    except KeyboardInterrupt:
+        cli.fail("interrupted; the seeds that finished are in --out's minute.json", status=130)
