@@ -71,7 +71,7 @@ def time_the_runs(args, out, backend):
 
 
 def curve(args, seed):
-    """[(seconds trained, steps, FD, classes)] at each of args.marks: the demo trained in this process."""
+    """One dict (seconds trained, steps, fd, classes) at each of args.marks: the demo trained in this process."""
     import keras
     import numpy as np
 
