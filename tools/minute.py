@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the lesson and machinery/ are one folder up
 
 from machinery import backends, cli
-from tools.measure import cpu_name
+from tools.measure import cpu_name, run_step
 
 PRESET = "demo"
 
@@ -52,16 +52,10 @@ def time_the_runs(args, out, backend):
     rows = []
     for seed in args.seeds:
         run = out / f"seed_{seed}"
-        words = ["dcgan.py", "--preset", PRESET, "--seed", seed, "--out", run, "--overwrite", *data]
-        print(f"\n== {cli.command('python', *words)}", flush=True)
-        status, seconds, _, last = cli.run_script(words, out / f"seed_{seed}.log", environment)
-        if status != 0:
-            cli.fail(f"the run of seed {seed} failed ({last}); its output is in {out}/seed_{seed}.log")
-        status, _, _, last = cli.run_script(["evaluate.py", "--run", run, "--samples", args.samples, *data],
-                                            out / f"seed_{seed}_eval.log",
-                                            environment)
-        if status != 0:
-            cli.fail(f"evaluate.py on seed {seed} failed ({last}); its output is in {out}/seed_{seed}_eval.log")
+        seconds, _ = run_step(f"seed {seed}", ["dcgan.py", "--preset", PRESET, "--seed", seed, "--out", run,
+                                               "--overwrite", *data], out / f"seed_{seed}.log", environment)
+        run_step(f"seed {seed}, judged", ["evaluate.py", "--run", run, "--samples", args.samples, *data],
+                 out / f"seed_{seed}_eval.log", environment)
         judged = json.loads((run / "eval.json").read_text())["generated"]
         rows.append(dict(seed=seed, seconds=round(seconds, 1), fd=round(judged["fd"], 1),
                          classes=judged["classes_covered"], recall=judged["recall"],

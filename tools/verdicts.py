@@ -67,8 +67,8 @@ def config_and_preset(run):
                                          needs=("preset", "latent", "noise", "batch", "fakes_in_training_mode"))
     except runs.RunError as e:
         cli.fail(str(e))
-    if presets.data_kind_of(config) != data.FASHION_MNIST:
-        cli.fail(f"{run} trained on {data.KIND_IN_WORDS[presets.data_kind_of(config)]}: D's verdicts are set beside "
+    if (kind := presets.data_kind_of(config)) != data.FASHION_MNIST:
+        cli.fail(f"{run} trained on {data.KIND_IN_WORDS[kind]}: D's verdicts are set beside "
                  f"held-out test images classed by the judge, and {data.JUDGE_KNOWS_ONLY}; look at its frames "
                  "instead: " + cli.command("python", "make_gif.py", "--run", run))
     if not runs.complete_checkpoints(run):
