@@ -5,13 +5,23 @@ length of a `with` block (a picture, a score, a save) and put the trained values
 """
 
 import contextlib
+import os
 
 import keras
 from keras import layers, ops
 
 from machinery import backends, sampling
 
-SETTLE_SAMPLES = 1024  # noise vectors in the one training-mode batch that settles BatchNorm
+
+def settle_samples(default=1024):
+    """Noise vectors in the one training-mode batch that settles BatchNorm: 1,024. The test suite sets fewer
+    (DCGAN_KIT_SETTLE_SAMPLES=64, tests/conftest.py): in its tiny runs of 4 steps an epoch, settling 1,024 at
+    each picture was a third of the time, and the tests check how settling works, not how well."""
+    value = os.environ.get("DCGAN_KIT_SETTLE_SAMPLES", "")
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
+SETTLE_SAMPLES = settle_samples()
 SETTLE_SEED = 0        # its own seed, not the training stream, so showing G never shifts training
 
 

@@ -13,15 +13,16 @@ from conftest import write_fake_fashion_mnist
 def test_a_tiny_measurement_runs_every_step_and_tables_their_own_figures(tmp_path, capsys):
     folder = write_fake_fashion_mnist(tmp_path / "fashion", n_train=128, n_test=32)
     out = tmp_path / "measured"
-    result = measure.main(["--quick", "--steps", "1", "--limit", "64", "--samples", "100", "--seed", "4",
-                           "--data-dir", str(folder), "--out", str(out)])
+    result = measure.main(["--quick", "--steps", "1", "--rounds", "1", "--warmup", "1", "--limit", "64",
+                           "--samples", "100", "--seed", "4", "--data-dir", str(folder), "--out", str(out)])
     # bench.py ran for both presets, each with its four loops and the call floor, into its own JSON file
     benches = [json.loads((out / f"bench_{preset}.json").read_text()) for preset in ("legacy", "kit")]
     assert [b["preset"] for b in benches] == ["legacy", "kit"]
     for bench in benches:
         other_g = "sub-pixel G" if keras.backend.backend() != "jax" else "transposed G"  # not the backend's own
         assert [loop["loop"] for loop in bench["loops"]] == ["naive", "fast", "fast mixed_bfloat16", f"fast {other_g}"]
-        assert bench["batch"] == 32 and bench["steps"] == 1 and bench["train_on_batch_floor_ms"] > 0
+        assert bench["batch"] == 32 and bench["steps"] == 1 and bench["rounds"] == 1  # the budget asked
+        assert bench["train_on_batch_floor_ms"] > 0
         assert bench["train_on_batch_floor_gan_ms"] > 0
     # the training run is a real run folder, trained for the asked budget: 64 images = 2 steps of 32
     run = out / "train"

@@ -6,7 +6,7 @@ import pytest
 
 import models
 from machinery import averaging, backends, presets, sampling, subpixel, train_step
-from conftest import EVERY_BACKEND
+from conftest import BACKEND_NEUTRAL, EVERY_BACKEND
 
 pytestmark = EVERY_BACKEND  # what each backend computes: the trap, the loss, the sub-pixel layer, the step
 
@@ -94,6 +94,14 @@ def test_settled_batchnorm_uses_current_statistics_and_restores_the_trailing_one
     np.testing.assert_array_equal(after, stale)  # back to the trailing averages on the way out
     assert abs(fresh.std() - draw(generator, z, training=True).std()) < 0.25 * fresh.std()
     assert not np.allclose(fresh, stale)
+
+
+@BACKEND_NEUTRAL
+def test_the_settle_batch_is_1024_unless_the_environment_sets_a_positive_count(monkeypatch):
+    assert averaging.SETTLE_SAMPLES == averaging.settle_samples()  # read at import: the suite's 64 (conftest)
+    for value, samples in (("", 1024), ("64", 64), ("0", 1024), ("-5", 1024), ("many", 1024)):
+        monkeypatch.setenv("DCGAN_KIT_SETTLE_SAMPLES", value)
+        assert averaging.settle_samples() == samples, value
 
 
 def test_generator_average_follows_the_weights_and_swaps_in_and_out():

@@ -17,7 +17,7 @@ import pytest
 import dcgan
 import models
 from machinery import checkpoints, runs
-from conftest import BACKEND_NEUTRAL, EVERY_BACKEND, ROOT, write_fake_fashion_mnist
+from conftest import BACKEND_NEUTRAL, EVERY_BACKEND, ROOT, SLOW_STEPS, write_fake_fashion_mnist
 
 # Exact resume and checkpoints are about what each backend saves and restores: every backend's pass. The
 # tests that stop dcgan.py as a process of its own (signals, kill -9, a second process) are about the
@@ -235,7 +235,7 @@ def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(slow_data, tmp_path,
     time.sleep(1.0)  # well into epoch 2
     process.kill()
     process.wait()
-    assert checkpoints.latest(run).name == "epoch_0001_step_000200"
+    assert checkpoints.latest(run).name == f"epoch_0001_step_{SLOW_STEPS:06d}"
     dcgan.main(["--resume", "--out", str(run), "--data-dir", str(slow_data)])
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2"]
 
@@ -254,11 +254,11 @@ def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_cleanly(slow_data, tmp_path
     assert process.returncode == status
     assert "Traceback" not in err and "python dcgan.py --resume --out" in err
     epoch, step = checkpoints._position(checkpoints.latest(run))
-    assert epoch == 2 and 0 < step < 200  # mid-epoch, where Ctrl-C landed
+    assert epoch == 2 and 0 < step < SLOW_STEPS  # mid-epoch, where Ctrl-C landed
     dcgan.main(["--resume", "--out", str(run), "--data-dir", str(slow_data)])
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2"]
     steps = [row.split(",")[:2] for row in (run / "steps.csv").read_text().splitlines()[1:]]
-    assert steps == [[str(e), str(s)] for e in (1, 2) for s in range(1, 201)]  # the steps before Ctrl-C too
+    assert steps == [[str(e), str(s)] for e in (1, 2) for s in range(1, SLOW_STEPS + 1)]  # the steps before Ctrl-C too
 
 
 @BACKEND_NEUTRAL
@@ -275,7 +275,7 @@ def test_a_hangup_with_the_terminal_gone_still_saves_a_checkpoint(slow_data, tmp
     process.send_signal(signal.SIGHUP)
     assert process.wait(timeout=60) == 128 + signal.SIGHUP
     epoch, step = checkpoints._position(checkpoints.latest(run))
-    assert epoch == 2 and 0 < step < 200
+    assert epoch == 2 and 0 < step < SLOW_STEPS
     dcgan.main(["--resume", "--out", str(run), "--data-dir", str(slow_data)])
     assert [row.split(",")[0] for row in history_rows(run)[1:]] == ["1", "2"]
 
@@ -286,7 +286,7 @@ def test_a_reader_that_goes_at_an_epoch_s_end_costs_nothing(tiny_data, tmp_path,
     """`python dcgan.py --ckpt-every 3 | head -1`: the reader goes after the first line, so the line at epoch 1's
     end fails, with no checkpoint due until epoch 3. Epoch 1 is saved all the same (at epoch 2's first step).
     Tiny data: 12 steps an epoch end long before the 30 s after which a line of progress would be written
-    first (slow_data's 200 took longer than that under PyTorch on a 2-core CPU)."""
+    first (an epoch of 200 steps took longer than that under PyTorch on a 2-core CPU)."""
     run = tmp_path / "run"
     process = start_training(tiny_data, run, 3, "--ckpt-every", "3")
     assert process.stdout.readline().startswith("training preset")

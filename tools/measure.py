@@ -127,6 +127,9 @@ def main(argv=None):
                    help="train with dcgan.py --fused-step (one compiled call a step; JAX only), and time that "
                         "loop in bench.py too (default: the classic calls, --classic-step, on a GPU too)")
     p.add_argument("--steps", type=cli.positive_int, help="bench.py's timed steps per round (full: 30, quick: 8)")
+    p.add_argument("--rounds", type=cli.positive_int, help="bench.py's rounds per loop (full: 5, quick: 3)")
+    p.add_argument("--warmup", type=cli.non_negative_int,
+                   help="bench.py's untimed steps before each loop's rounds (full: 10, quick: 3)")
     p.add_argument("--epochs", type=cli.int_at_least(1, 10_000),
                    help="epochs of the training run (full: 10, quick: 1)")
     p.add_argument("--limit", type=cli.positive_int, metavar="N",
@@ -139,7 +142,7 @@ def main(argv=None):
     out = Path(args.out)
     mode = "quick" if args.quick else "full"
     budget = dict(QUICK if args.quick else FULL)
-    budget.update({key: getattr(args, key) for key in ("steps", "epochs", "limit", "samples")
+    budget.update({key: getattr(args, key) for key in ("steps", "rounds", "warmup", "epochs", "limit", "samples")
                    if getattr(args, key) is not None})
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         cli.fail(f"{out} already holds a measurement; pass --overwrite or another --out")
