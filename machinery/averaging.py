@@ -22,7 +22,7 @@ def settle_samples(default=1024):
 
 
 SETTLE_SAMPLES = settle_samples()
-SETTLE_SEED = 0        # its own seed, not the training stream, so showing G never shifts training
+SETTLE_SEED = 0  # its own seed, not the training stream, so showing G never shifts training
 
 
 class GeneratorAverage:
