@@ -15,7 +15,8 @@ from machinery import averaging, backends, checkpoints, judge, memorisation, pre
 
 # BatchNorm settled on this many noise vectors for a frame within an epoch, not averaging.SETTLE_SAMPLES'
 # 1,024: 4x faster (legacy's G: 0.2 s against 0.7-0.9 s on a 2-core CPU, most of a frame's cost), and its
-# pictures differ by 0.4 of 255 grey levels on average. The epoch's own frame and every file keep 1,024.
+# pictures differ by 0.4 of 255 grey levels on average. The epoch's own frame and every file keep 1,024
+# (the test suite settles 64 everywhere: averaging.settle_samples).
 MID_EPOCH_SETTLE_SAMPLES = min(256, averaging.SETTLE_SAMPLES)
 TRAINING_IMAGES = "training_images.png"  # a run on data other than Fashion-MNIST: a few of its images as read
 

@@ -134,9 +134,10 @@ def start_training():
         process.wait()
 
 
-# slow_data's steps an epoch at batch 8: a test that signals dcgan.py a second after epoch 1's checkpoint lands
-# mid-epoch 2 (the step at 40-60 ms on a 2-core CPU, TensorFlow or JAX's fused step), and the two epochs
-# trained around it stay short (it was 200 steps: each such test took 45-55 s, most of it training).
+# slow_data's steps an epoch at batch 8. The tests that stop dcgan.py send their signal about a second after
+# epoch 1's checkpoint appears, and it must land within epoch 2: SLOW_STEPS steps must take well over a
+# second. On a 2-core CPU a step is 40-60 ms (TensorFlow, or JAX's fused step): 80 steps are 3-5 s; a machine
+# at 13 ms a step or less would need more. It was 200 steps: each such test took 45-55 s, most of it training.
 SLOW_STEPS = 80
 
 

@@ -86,7 +86,7 @@ def test_settled_batchnorm_uses_current_statistics_and_restores_the_trailing_one
     generator, _, _ = models.build_gan(preset)
     z = sampling.noise_on_host(preset.noise, 64, preset.latent, seed=1)
     stale = draw(generator, z)  # moving averages still at their initial 0 and 1
-    with averaging.settled_batchnorm(generator, preset.noise, preset.latent) as settled:
+    with averaging.settled_batchnorm(generator, preset.noise, preset.latent, samples=1024) as settled:  # a run's
         fresh = draw(settled, z)
         assert all(layer.momentum == 0.99 for layer in generator.layers if "batch_normalization" in layer.name)
     # Settled, the inference-mode outputs spread like the training-mode ones instead of saturating.
@@ -99,7 +99,8 @@ def test_settled_batchnorm_uses_current_statistics_and_restores_the_trailing_one
 @BACKEND_NEUTRAL
 def test_the_settle_batch_is_1024_unless_the_environment_sets_a_positive_count(monkeypatch):
     assert averaging.SETTLE_SAMPLES == averaging.settle_samples()  # read at import: the suite's 64 (conftest)
-    for value, samples in (("", 1024), ("64", 64), ("0", 1024), ("-5", 1024), ("many", 1024)):
+    for value, samples in (("", 1024), ("64", 64), (" 64 ", 64), ("0", 1024), ("-5", 1024), ("1e3", 1024),
+                           ("many", 1024), ("\u00b2", 1024)):
         monkeypatch.setenv("DCGAN_KIT_SETTLE_SAMPLES", value)
         assert averaging.settle_samples() == samples, value
 
